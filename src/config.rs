@@ -1,0 +1,321 @@
+//! `GroupConfig`: the one public configuration, with documented defaults, validated once in
+//! `ReliableGroup::join` (or by the simulator) into an internal [`Settings`] that cannot be invalid.
+//!
+//! Defaults are tuned for a LAN or a single host: sub-millisecond to ~10 ms RTT, 1,500-byte MTU,
+//! tens to thousands of receivers, and a fast default rate (NORM's 64 kbit/s and ZeroMQ-PGM's
+//! 100 kbit/s defaults are a standing complaint; rmcast starts at 1 Gbit/s).
+
+use crate::error::ConfigError;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Configuration of one group membership.
+///
+/// ```
+/// use rmcast::GroupConfig;
+/// use std::time::Duration;
+///
+/// let config = GroupConfig::on_loopback("239.255.10.1:7400".parse().unwrap())
+///     .rate_limit(Some(200_000_000))
+///     .initial_rtt(Duration::from_millis(2))
+///     .rng_seed(Some(7));
+/// assert_eq!(config.group_addr().port(), 7400);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct GroupConfig {
+    pub(crate) group: SocketAddr,
+    pub(crate) interface: IpAddr,
+    pub(crate) ttl: Option<u32>,
+    pub(crate) loopback: bool,
+    pub(crate) recv_buffer: usize,
+    pub(crate) send_buffer: usize,
+    pub(crate) inject_loss_rx: f64,
+    pub(crate) inject_loss_tx: f64,
+    pub(crate) send_queue_messages: usize,
+    pub(crate) recv_queue_events: usize,
+    pub(crate) settings: Settings,
+}
+
+impl GroupConfig {
+    /// A configuration for `group` (an IPv4 multicast address and port) with every default.
+    ///
+    /// The interface defaults to 127.0.0.1 (loopback) so that nothing leaves the host unless
+    /// you name an interface with [`GroupConfig::interface`].
+    pub fn new(group: SocketAddr) -> Self {
+        GroupConfig {
+            group,
+            interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ttl: None,
+            loopback: true,
+            recv_buffer: 32 << 20,
+            send_buffer: 8 << 20,
+            inject_loss_rx: 0.0,
+            inject_loss_tx: 0.0,
+            send_queue_messages: 4096,
+            recv_queue_events: 65536,
+            settings: Settings::default(),
+        }
+    }
+
+    /// Loopback-only membership for tests, examples and demos: interface 127.0.0.1, TTL 0,
+    /// multicast loop on, so every member on this host hears every other and nothing leaves it.
+    pub fn on_loopback(group: SocketAddr) -> Self {
+        GroupConfig::new(group)
+            .interface(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .ttl(0)
+            .loopback(true)
+    }
+
+    /// The group address and port.
+    #[must_use]
+    pub fn group_addr(&self) -> SocketAddr {
+        self.group
+    }
+
+    /// Local interface (its IPv4 address) to join the group on and send from
+    /// (IP_MULTICAST_IF). Default 127.0.0.1.
+    pub fn interface(mut self, interface: IpAddr) -> Self {
+        self.interface = interface;
+        self
+    }
+
+    /// Multicast TTL. Default: 0 on the loopback interface (the host only), 1 elsewhere
+    /// (the local link).
+    pub fn ttl(mut self, ttl: u32) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Whether this host's own members hear each other's multicast (IP_MULTICAST_LOOP).
+    /// Default `true`.
+    pub fn loopback(mut self, on: bool) -> Self {
+        self.loopback = on;
+        self
+    }
+
+    /// Socket receive buffer to ask for, in bytes. Default 32 MiB: the kernel's 208 KiB default
+    /// loses datagrams at speed. The driver tries SO_RCVBUFFORCE when permitted, else is capped
+    /// by `net.core.rmem_max`; [`crate::Stats`] reports what was granted.
+    pub fn recv_buffer(mut self, bytes: usize) -> Self {
+        self.recv_buffer = bytes;
+        self
+    }
+
+    /// Socket send buffer to ask for, in bytes. Default 8 MiB.
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = bytes;
+        self
+    }
+
+    /// Testing only: drop this share of received datagrams (`rx`) and of datagrams to send
+    /// (`tx`), chosen by the seeded RNG, so recovery can be exercised on real sockets (like
+    /// NORM's rx/tx loss). Both in `0.0..1.0`; default 0.
+    pub fn inject_loss(mut self, rx: f64, tx: f64) -> Self {
+        self.inject_loss_rx = rx;
+        self.inject_loss_tx = tx;
+        self
+    }
+
+    /// Bound of the application → engine message ring. `send` blocks and `try_send` fails with
+    /// `Full` when it is full. Default 4096 messages.
+    pub fn send_queue(mut self, messages: usize) -> Self {
+        self.send_queue_messages = messages;
+        self
+    }
+
+    /// Bound of the engine → application event ring. When the application does not keep up,
+    /// the engine stops reading the socket rather than dropping delivered messages. Default
+    /// 65,536 events.
+    pub fn recv_queue(mut self, events: usize) -> Self {
+        self.recv_queue_events = events;
+        self
+    }
+
+    /// Seed for every random choice (member id, backoff timers, injected loss). `None` (the
+    /// default) seeds from the operating system; a fixed seed makes a run replayable.
+    pub fn rng_seed(mut self, seed: Option<u64>) -> Self {
+        self.settings.rng_seed = seed;
+        self
+    }
+
+    /// Sending rate limit in bits per second of UDP payload, repairs and control included;
+    /// `None` sends as fast as the socket takes. Default 1 Gbit/s.
+    pub fn rate_limit(mut self, bits_per_second: Option<u64>) -> Self {
+        self.settings.rate_limit_bps = bits_per_second;
+        self
+    }
+
+    /// Largest datagram (UDP payload) to send, header included. Default 1400 bytes, which fits
+    /// a 1500-byte Ethernet MTU with IP/UDP headers and room for tunnels. Range 512..=65000.
+    pub fn max_datagram(mut self, bytes: usize) -> Self {
+        self.settings.max_datagram = bytes;
+        self
+    }
+
+    /// Largest message `send` accepts; larger messages are split into many datagrams.
+    /// Default 16 MiB.
+    pub fn max_message_len(mut self, bytes: usize) -> Self {
+        self.settings.max_message_len = bytes;
+        self
+    }
+
+    /// Transmit (repair) window bounds: the source keeps at most `packets` datagrams,
+    /// `bytes` of payload, and nothing older than `age` for repair. Defaults: 262,144 packets,
+    /// 256 MiB, 60 s. Receivers further behind than the window get an `Unrecoverable` event.
+    pub fn window(mut self, packets: u32, bytes: usize, age: Duration) -> Self {
+        self.settings.window_packets = packets;
+        self.settings.window_bytes = bytes;
+        self.settings.window_age = age;
+        self
+    }
+
+    /// RTT assumed for a source until the first measurement. Default 10 ms.
+    pub fn initial_rtt(mut self, rtt: Duration) -> Self {
+        self.settings.initial_rtt = rtt;
+        self
+    }
+
+    /// How long a source may stay silent before its state is released and `SourceLost` is
+    /// raised. Default 30 s.
+    pub fn source_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.source_timeout = timeout;
+        self
+    }
+
+    /// Validates the protocol part of the configuration.
+    pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
+        if !(0.0..1.0).contains(&self.inject_loss_rx) {
+            return Err(ConfigError::LossOutOfRange(self.inject_loss_rx));
+        }
+        if !(0.0..1.0).contains(&self.inject_loss_tx) {
+            return Err(ConfigError::LossOutOfRange(self.inject_loss_tx));
+        }
+        if self.send_queue_messages == 0 {
+            return Err(ConfigError::Zero("send_queue"));
+        }
+        if self.recv_queue_events == 0 {
+            return Err(ConfigError::Zero("recv_queue"));
+        }
+        self.settings.validate()?;
+        Ok(self.settings.clone())
+    }
+
+    /// Validates the whole configuration, network part included.
+    pub(crate) fn validate_network(&self) -> Result<Settings, ConfigError> {
+        match self.group {
+            SocketAddr::V6(_) => return Err(ConfigError::Ipv6Unsupported(self.group)),
+            SocketAddr::V4(v4) if !v4.ip().is_multicast() => {
+                return Err(ConfigError::NotMulticast(self.group));
+            }
+            _ => {}
+        }
+        if self.group.port() == 0 {
+            return Err(ConfigError::ZeroPort);
+        }
+        if !self.interface.is_ipv4() {
+            return Err(ConfigError::InterfaceFamily(self.interface));
+        }
+        self.validate()
+    }
+
+    /// TTL to use: the configured one, else 0 on loopback and 1 elsewhere.
+    pub(crate) fn effective_ttl(&self) -> u32 {
+        self.ttl
+            .unwrap_or(if self.interface.is_loopback() { 0 } else { 1 })
+    }
+}
+
+/// Validated protocol parameters handed to the sans-IO core.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) rng_seed: Option<u64>,
+    pub(crate) rate_limit_bps: Option<u64>,
+    pub(crate) max_datagram: usize,
+    pub(crate) max_message_len: usize,
+    pub(crate) window_packets: u32,
+    pub(crate) window_bytes: usize,
+    pub(crate) window_age: Duration,
+    pub(crate) initial_rtt: Duration,
+    pub(crate) source_timeout: Duration,
+    // Source side.
+    /// Bytes of messages queued for pacing before `can_send` says no (back-pressure).
+    pub(crate) send_queue_bytes: usize,
+    /// First heartbeat SPM this long after data; the interval doubles while idle...
+    pub(crate) spm_interval_min: Duration,
+    /// ...up to this ambient interval.
+    pub(crate) spm_interval_max: Duration,
+    /// After a repair, NAKs for the same packet are ignored this long (at least; the source may
+    /// stretch it to one measured RTT).
+    pub(crate) repair_linger: Duration,
+    // Receiver side.
+    /// Interval of receiver reports to each source (jittered).
+    pub(crate) report_interval: Duration,
+    /// NAK backoff lower bound, in one-way distances to the source (SRM C1).
+    pub(crate) nak_backoff_c1: f64,
+    /// NAK backoff spread, in one-way distances to the source (SRM C2).
+    pub(crate) nak_backoff_c2: f64,
+    /// NAK repeats without hearing an NCF before giving up on a packet.
+    pub(crate) nak_ncf_retries: u32,
+    /// Times an NCF'd packet may fail to arrive (NAK cycle restarted) before giving up.
+    pub(crate) nak_data_retries: u32,
+    /// Most sources tracked at once; further sources are ignored (counted as out of window).
+    pub(crate) max_sources: usize,
+    /// A receiver meeting a source mid-stream asks for up to this many older packets still in
+    /// the source's window (late-join backfill); 0 starts at the first packet heard.
+    pub(crate) join_backfill_packets: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            rng_seed: None,
+            rate_limit_bps: Some(1_000_000_000),
+            max_datagram: 1400,
+            max_message_len: 16 << 20,
+            window_packets: 1 << 18,
+            window_bytes: 256 << 20,
+            window_age: Duration::from_secs(60),
+            initial_rtt: Duration::from_millis(10),
+            source_timeout: Duration::from_secs(30),
+            send_queue_bytes: 16 << 20,
+            spm_interval_min: Duration::from_millis(2),
+            spm_interval_max: Duration::from_secs(1),
+            repair_linger: Duration::from_millis(2),
+            report_interval: Duration::from_secs(1),
+            nak_backoff_c1: 1.0,
+            nak_backoff_c2: 2.0,
+            nak_ncf_retries: 3,
+            nak_data_retries: 5,
+            max_sources: 1024,
+            join_backfill_packets: 1024,
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !(512..=65000).contains(&self.max_datagram) {
+            return Err(ConfigError::DatagramSize(self.max_datagram));
+        }
+        if self.window_packets == 0 {
+            return Err(ConfigError::Zero("window packets"));
+        }
+        if self.window_bytes == 0 {
+            return Err(ConfigError::Zero("window bytes"));
+        }
+        if self.max_message_len > self.window_bytes {
+            return Err(ConfigError::MessageExceedsWindow {
+                max_message_len: self.max_message_len,
+                window_bytes: self.window_bytes,
+            });
+        }
+        if self.rate_limit_bps == Some(0) {
+            return Err(ConfigError::Zero("rate_limit"));
+        }
+        if self.initial_rtt.is_zero() {
+            return Err(ConfigError::Zero("initial_rtt"));
+        }
+        Ok(())
+    }
+}

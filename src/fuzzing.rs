@@ -1,0 +1,1 @@
+//! Fuzzing harness bodies, shared by the `fuzz/` targets and by `cargo test` corpus replay.

@@ -1,0 +1,1 @@
+//! Bounded rings between application threads and the engine.

@@ -1,0 +1,1 @@
+//! Deterministic multicast network simulator.
