@@ -10,31 +10,31 @@ use std::fmt;
 /// A packet sequence number of one source. Wraps at `u32::MAX`; compare with `Ord`,
 /// which implements RFC 1982 serial-number ordering.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct SeqNum(pub u32);
+pub(crate) struct SeqNum(pub u32);
 
 impl SeqNum {
     /// The sequence number `n` after this one (wrapping).
     #[must_use]
-    pub fn add(self, n: u32) -> SeqNum {
+    pub(crate) fn add(self, n: u32) -> SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }
 
     /// The sequence number `n` before this one (wrapping).
     #[must_use]
-    pub fn sub(self, n: u32) -> SeqNum {
+    pub(crate) fn sub(self, n: u32) -> SeqNum {
         SeqNum(self.0.wrapping_sub(n))
     }
 
     /// The next sequence number.
     #[must_use]
-    pub fn next(self) -> SeqNum {
+    pub(crate) fn next(self) -> SeqNum {
         self.add(1)
     }
 
     /// How far `self` is ahead of `earlier` (`self - earlier`, wrapping). Only meaningful
     /// when `earlier <= self`.
     #[must_use]
-    pub fn distance_from(self, earlier: SeqNum) -> u32 {
+    pub(crate) fn distance_from(self, earlier: SeqNum) -> u32 {
         self.0.wrapping_sub(earlier.0)
     }
 }
@@ -91,7 +91,10 @@ mod tests {
     fn ordering_is_plain_within_half_range() {
         assert!(SeqNum(1) < SeqNum(2));
         assert!(SeqNum(0x7fff_ffff) > SeqNum(0));
-        assert!(SeqNum(0x8000_0001) < SeqNum(0), "more than 2^31 ahead reads as behind");
+        assert!(
+            SeqNum(0x8000_0001) < SeqNum(0),
+            "more than 2^31 ahead reads as behind"
+        );
     }
 
     #[test]
