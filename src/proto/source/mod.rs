@@ -1,74 +1,367 @@
 //! The send side of one member: sequencing and fragmentation, the transmit window, pacing,
 //! SPM heartbeats, and answering NAKs (NCF at once, then RDATA, then a linger).
+//!
+//! [`SourceState`] ties together one idea per module:
+//! - [`fragment`]: the send queue, cut lazily into datagram-sized fragments;
+//! - [`window`]: sent packets kept for repair, bounded by packets, bytes and age;
+//! - [`pacer`]: the token bucket every ODATA, RDATA and SPM passes (NCFs are charged, never
+//!   held);
+//! - [`heartbeat`]: when SPMs are due and the RTT echoes they carry;
+//! - [`repair`]: NAK classification, NCFs and the RDATA queue;
+//! - [`rtt`]: the group RTT from receiver reports, which stretches the repair linger.
+//!
+//! Transmit order: NCFs (small, unpaced: delaying them delays every receiver's suppression),
+//! then — when the pacer allows — RDATA, a due SPM, ODATA. A due SPM goes before ODATA, not
+//! after it: under a sustained backlog the ODATA queue never empties and an SPM placed last
+//! would starve, taking RTT echoes and the ambient heartbeat with it (a heartbeat SPM is only
+//! due after a pause in data anyway, so this costs nothing when idle).
+//!
+//! Invariants: sequence numbers are handed out contiguously from `first_seq`, one per fragment,
+//! in send order; every ODATA, RDATA, NCF and SPM carries the window's current trail; SPMs
+//! advertise `lead` = one past the newest *sent* packet; no structure grows with network input
+//! beyond a fixed bound (see each module).
+//!
+//! Choices beyond the first design, each for a reason:
+//! - SPM before ODATA (above), and an ambient SPM at least every `spm_interval_max` even while
+//!   data flows ([`heartbeat`]): a backlogged source still delivers echoes and edges.
+//! - The "last repaired at" of the linger lives in the window entry: bounded by the window,
+//!   gone with the packet, nothing to prune.
+//! - The RTT part of the linger is capped at [`MAX_RTT_LINGER`]: the linger silences repairs,
+//!   so one slow or lying receiver must not silence them for long.
+//! - `can_send` counts each waiting message's datagram overhead too: a loop sending empty
+//!   messages while `can_send` holds must end.
+//! - The packet just sent is never evicted by the byte bound, so an ODATA's trail never lies
+//!   past the ODATA itself.
+//! - NCFs are charged to the bucket but never wait for it, and the bucket's debt is floored:
+//!   a NAK flood delays data by at most one burst.
+
+mod fragment;
+mod heartbeat;
+mod pacer;
+mod repair;
+mod rtt;
+mod window;
 
 use super::Context;
 use crate::config::Settings;
 use crate::error::SendError;
-use crate::wire::{Nak, Report, SeqNum, StreamId};
+use crate::wire::{Data, HEADER_LEN, Nak, Packet, Report, SeqNum, SeqRange, Spm, StreamId};
 use bytes::Bytes;
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Bytes of ODATA/RDATA fields after the common header (trail, seq, message length, offset).
+pub(crate) const DATA_FIELDS_LEN: usize = 16;
+
+/// Upper bound on the RTT-driven part of the repair linger: a linger ignores NAKs, so an
+/// inflated estimate (a slow or lying receiver) must not silence repairs for long.
+const MAX_RTT_LINGER: Duration = Duration::from_secs(1);
 
 /// This member's outgoing stream.
-pub(crate) struct SourceState {}
+pub(crate) struct SourceState {
+    stream: StreamId,
+    max_message_len: usize,
+    send_queue_bytes: usize,
+    repair_linger: Duration,
+    closed: bool,
+    queue: fragment::SendQueue,
+    window: window::TransmitWindow,
+    pacer: pacer::Pacer,
+    heartbeat: heartbeat::Heartbeat,
+    rtt: rtt::GroupRtt,
+    repairs: repair::RepairQueue,
+    ncfs: VecDeque<Bytes>,
+}
 
 impl SourceState {
+    /// A source for `stream` whose first packet will be `first_seq`, with a full pacing
+    /// bucket at `now`. It stays silent (no SPMs) until the first message is sent.
     pub(crate) fn new(
         settings: &Settings,
         stream: StreamId,
         first_seq: SeqNum,
         now: Instant,
     ) -> Self {
-        let _ = (settings, stream, first_seq, now);
-        todo!("source helper")
+        let max_payload = settings
+            .max_datagram
+            .saturating_sub(HEADER_LEN + DATA_FIELDS_LEN);
+        // `message_len` is a u32 on the wire.
+        let max_message_len = settings.max_message_len.min(u32::MAX as usize);
+        SourceState {
+            stream,
+            max_message_len,
+            send_queue_bytes: settings.send_queue_bytes,
+            repair_linger: settings.repair_linger,
+            closed: false,
+            queue: fragment::SendQueue::new(max_payload),
+            window: window::TransmitWindow::new(
+                first_seq,
+                window::Limits {
+                    packets: settings.window_packets,
+                    bytes: settings.window_bytes,
+                    age: settings.window_age,
+                },
+            ),
+            pacer: pacer::Pacer::new(settings.rate_limit_bps, now),
+            heartbeat: heartbeat::Heartbeat::new(
+                settings.spm_interval_min,
+                settings.spm_interval_max,
+            ),
+            // A receiver reports every `report_interval`: three missed reports make it stale.
+            rtt: rtt::GroupRtt::new(
+                settings.report_interval.saturating_mul(3),
+                settings.report_interval,
+            ),
+            repairs: repair::RepairQueue::default(),
+            ncfs: VecDeque::new(),
+        }
     }
 
     /// Queues a message (fragmented into packets).
     pub(crate) fn send(&mut self, ctx: &mut Context<'_>, message: Bytes) -> Result<(), SendError> {
-        let _ = (ctx, message);
-        todo!()
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        if message.len() > self.max_message_len {
+            return Err(SendError::TooLarge {
+                len: message.len(),
+                max: self.max_message_len,
+            });
+        }
+        self.queue.push(message);
+        ctx.stats.messages_sent += 1;
+        Ok(())
     }
 
     /// Whether the send queue has room for another message.
     pub(crate) fn can_send(&self) -> bool {
-        todo!()
+        // Admit while under the bound even if this message overshoots it: a message larger
+        // than the bound must still be sendable. Each message also costs its datagram
+        // overhead, so a loop sending empty messages while `can_send` still terminates.
+        !self.closed && self.queue.backlog(HEADER_LEN + DATA_FIELDS_LEN) < self.send_queue_bytes
     }
 
     /// Stops accepting messages (leave).
     pub(crate) fn close(&mut self) {
-        todo!()
+        self.closed = true;
     }
 
     /// Nothing queued and no repair pending.
     pub(crate) fn is_idle(&self) -> bool {
-        todo!()
+        self.queue.is_empty() && self.repairs.is_empty() && self.ncfs.is_empty()
     }
 
     /// A NAK for this member's stream.
     pub(crate) fn handle_nak(&mut self, ctx: &mut Context<'_>, nak: &Nak) {
-        let _ = (ctx, nak);
-        todo!()
+        ctx.stats.recovery.naks_received += 1;
+        if nak.stream != self.stream {
+            // An older incarnation's stream: nothing of it is held.
+            ctx.stats.drops.count("out_of_window");
+            return;
+        }
+        let trail = self.window.trail();
+        let trail_index = self.window.trail_index();
+        let split = repair::split_ranges(&nak.ranges, trail, self.window.len());
+        if split.any_unsent {
+            ctx.stats.drops.count("out_of_window");
+        }
+        let linger = self.linger();
+        let mut lingered = false;
+        let mut confirmed = Vec::with_capacity(split.held.len());
+        for &(offset, count) in &split.held {
+            let first = trail_index + offset;
+            for index in first..first + u64::from(count) {
+                let Some(entry) = self.window.get_mut(index) else {
+                    continue;
+                };
+                if entry.repair_queued {
+                    continue;
+                }
+                let just_repaired = entry
+                    .repaired_at
+                    .is_some_and(|at| ctx.now.saturating_duration_since(at) < linger);
+                if just_repaired {
+                    lingered = true;
+                } else {
+                    entry.repair_queued = true;
+                    self.repairs.schedule(index);
+                }
+            }
+            // Lingering packets are confirmed too: their RDATA crossed this NAK in flight.
+            // Confirming moves the requester to waiting for data (the RDATA about to arrive);
+            // leaving them out would make it repeat the NAK and spend its NCF retries, and
+            // possibly declare data lost that is on its way.
+            confirmed.push(SeqRange {
+                first: self.window.seq_of(first),
+                count,
+            });
+        }
+        if lingered {
+            ctx.stats.recovery.naks_ignored_linger += 1;
+        }
+        if !confirmed.is_empty() {
+            let template =
+                repair::ncf_template(self.stream, false, nak.requester, nak.timestamp, trail);
+            repair::queue_ncfs(&mut self.ncfs, &template, &confirmed);
+        }
+        if !split.gone.is_empty() {
+            let template =
+                repair::ncf_template(self.stream, true, nak.requester, nak.timestamp, trail);
+            repair::queue_ncfs(&mut self.ncfs, &template, &split.gone);
+        }
     }
 
     /// A receiver report about this member's stream.
     pub(crate) fn handle_report(&mut self, ctx: &mut Context<'_>, report: &Report) {
-        let _ = (ctx, report);
-        todo!()
+        if report.stream != self.stream {
+            ctx.stats.drops.count("out_of_window");
+            return;
+        }
+        self.heartbeat
+            .on_report(ctx.now, report.reporter, report.timestamp);
+        // A zero echo means the reporter has not heard an SPM yet.
+        if report.spm_timestamp_echo != 0 {
+            let since = ctx.clock.since(ctx.now, report.spm_timestamp_echo);
+            let hold = Duration::from_micros(u64::from(report.spm_hold_us));
+            if let Some(rtt) = since.checked_sub(hold) {
+                self.rtt.sample(ctx.now, report.reporter, rtt);
+            }
+        }
     }
 
     /// Runs due timers (heartbeat, repairs, window age).
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Context<'_>) {
-        let _ = ctx;
-        todo!()
+        self.window.evict_expired(ctx.now);
+        self.repairs.forget_below(self.window.trail_index());
+        // Runs at least every `spm_interval_max` once data flowed: the ambient SPM timer.
+        self.rtt.maintain(ctx.now);
+        // A due SPM is emitted by the next `poll_transmit`, which the session calls right after.
     }
 
     /// Next datagram due now (paced), for the group.
     pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
-        let _ = ctx;
-        todo!()
+        let now = ctx.now;
+        if let Some(ncf) = self.ncfs.pop_front() {
+            self.pacer.charge(now, ncf.len());
+            ctx.stats.recovery.ncfs_sent += 1;
+            return Some(ncf);
+        }
+        let spm_due = self.heartbeat.is_due(now);
+        if self.repairs.is_empty() && !spm_due && self.queue.is_empty() {
+            return None;
+        }
+        if !self.pacer.is_ready(now) {
+            return None;
+        }
+        let datagram = if let Some(rdata) = self.next_rdata(ctx) {
+            rdata
+        } else if spm_due {
+            self.spm(ctx)
+        } else {
+            self.next_odata(now)?
+        };
+        self.pacer.charge(now, datagram.len());
+        Some(datagram)
     }
 
     /// Earliest instant with work (a timer or the pacer allowing the next datagram).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        todo!()
+        let paced_work = !self.repairs.is_empty() || !self.queue.is_empty();
+        let pacer = paced_work.then(|| self.pacer.ready_at());
+        let spm = self
+            .heartbeat
+            .due()
+            .map(|due| due.max(self.pacer.ready_at()));
+        [pacer, spm, self.window.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// How long after a repair NAKs for the same packet are ignored: the configured linger,
+    /// stretched to the group RTT (NAKs sent before the repair arrived take up to one RTT).
+    fn linger(&self) -> Duration {
+        self.repair_linger.max(self.rtt.group().min(MAX_RTT_LINGER))
+    }
+
+    fn next_rdata(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+        let trail = self.window.trail();
+        while let Some(index) = self.repairs.pop() {
+            let seq = self.window.seq_of(index);
+            let Some(entry) = self.window.get_mut(index) else {
+                // Evicted since it was queued; a new NAK will get a `gone` NCF.
+                continue;
+            };
+            entry.repaired_at = Some(ctx.now);
+            entry.repair_queued = false;
+            let data = Data {
+                stream: self.stream,
+                repair: true,
+                seq,
+                trail,
+                message_len: entry.message_len,
+                fragment_offset: entry.fragment_offset,
+                payload: entry.payload.clone(),
+            };
+            ctx.stats.recovery.repairs_sent += 1;
+            return Some(Packet::Data(data).to_bytes());
+        }
+        None
+    }
+
+    fn next_odata(&mut self, now: Instant) -> Option<Bytes> {
+        let fragment = self.queue.pop()?;
+        let seq = self.window.lead();
+        self.window.push(window::Entry {
+            sent_at: now,
+            message_len: fragment.message_len,
+            fragment_offset: fragment.fragment_offset,
+            payload: fragment.payload.clone(),
+            repaired_at: None,
+            repair_queued: false,
+        });
+        self.repairs.forget_below(self.window.trail_index());
+        self.heartbeat.on_data(now);
+        let data = Data {
+            stream: self.stream,
+            repair: false,
+            seq,
+            trail: self.window.trail(),
+            message_len: fragment.message_len,
+            fragment_offset: fragment.fragment_offset,
+            payload: fragment.payload,
+        };
+        Some(Packet::Data(data).to_bytes())
+    }
+
+    fn spm(&mut self, ctx: &mut Context<'_>) -> Bytes {
+        let beat = self.heartbeat.take_beat(ctx.now);
+        let spm = Spm {
+            stream: self.stream,
+            spm_seq: beat.spm_seq,
+            trail: self.window.trail(),
+            lead: self.window.lead(),
+            timestamp: ctx.clock.timestamp(ctx.now),
+            echoes: beat.echoes,
+        };
+        Packet::Spm(spm).to_bytes()
     }
 }
+
+#[cfg(test)]
+pub(super) mod test_support {
+    use std::time::Instant;
+
+    /// The one clock read of the source tests: a base instant that tests advance with
+    /// `Duration`s, never reading the clock again.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "tests need one real Instant as the origin of virtual time"
+    )]
+    pub(crate) fn base_instant() -> Instant {
+        Instant::now()
+    }
+}
+
+#[cfg(test)]
+mod tests;
