@@ -255,7 +255,9 @@ pub(crate) struct Settings {
     pub(crate) nak_backoff_c1: f64,
     /// NAK backoff spread, in one-way distances to the source (SRM C2).
     pub(crate) nak_backoff_c2: f64,
-    /// NAK repeats without hearing an NCF before giving up on a packet.
+    /// NAK repeats without hearing an NCF before giving up on a packet. Default 10: at 30 %
+    /// loss on a leaf uplink, 3 gave up on repairable data in ~1.7 % of packets (NORM and UFTP
+    /// use a robustness factor of 20).
     pub(crate) nak_ncf_retries: u32,
     /// Times an NCF'd packet may fail to arrive (NAK cycle restarted) before giving up.
     pub(crate) nak_data_retries: u32,
@@ -285,8 +287,8 @@ impl Default for Settings {
             report_interval: Duration::from_secs(1),
             nak_backoff_c1: 1.0,
             nak_backoff_c2: 2.0,
-            nak_ncf_retries: 3,
-            nak_data_retries: 5,
+            nak_ncf_retries: 10,
+            nak_data_retries: 10,
             max_sources: 1024,
             join_backfill_packets: 1024,
         }

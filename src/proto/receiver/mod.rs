@@ -1,65 +1,653 @@
-//! The receive side of one member: one state per source heard, gap detection, NAKs,
-//! reassembly and in-order delivery.
+//! The receive side of one member: one [`PeerState`] per source heard, keyed by source id and
+//! tied to one instance (incarnation) of it.
+//!
+//! - `gaps`: positions (unwrapped sequence numbers) and missing-packet detection from sequence
+//!   jumps and the SPM leading edge.
+//! - `nak`: [`nak::NakScheduler`], the per-packet NAK cycle with suppression and retries.
+//! - `backoff`: the pure timer functions the cycle uses.
+//! - `rtt`: the distance-to-source estimator that scales them.
+//! - `reorder`: reassembly and in-order delivery, losses reported in order.
+//!
+//! A datagram from a source is handled in three steps: its trailing edge makes everything
+//! before it that is still missing unrecoverable; its own position is classified (duplicate,
+//! repair, new data with a gap before it, or out of window); then the delivery cursor drains.
+//!
+//! Timers are cheap to query: each peer has one deadline (the earliest of its NAK timers, its
+//! report timer and its silence check), and the receiver keeps those in one ordered set, so
+//! [`ReceiverState::next_deadline`] is O(log n) with any number of sources and gaps. The
+//! silence check is lazy: it is rescheduled from the last time the source was heard only when
+//! it fires, so hearing a packet costs no timer update.
+//!
+//! Choices beyond the plain design, each explained where it lives:
+//! - sequence numbers are unwrapped into `u64` positions per peer (`gaps`), so no ordered map
+//!   ever compares across the 2^32 wrap;
+//! - an `Unrecoverable` range covers every packet whose content is dropped — the lost ones and
+//!   the received fragments of the messages they broke — so delivered messages and reported
+//!   ranges tile the stream exactly (`reorder`);
+//! - the NAK retry budget is spent only by waits during which the source did not answer this
+//!   receiver, and the backoff spread adapts to duplicate NAKs heard (`nak`);
+//! - an RTT sample above 10 s is discarded, not clamped (`rtt`);
+//! - a source released for silence and heard again resumes where its stream stopped instead
+//!   of backfilling from its trail, which would deliver messages twice (`Released`).
+//!
+//! Invariants: for every peer, each position between its delivery point and its leading edge is
+//! exactly one of held, declared lost, or in the NAK scheduler — so every loss ends in delivery
+//! or in an `Unrecoverable` event, never in a silent hole; at most `max_sources` peers exist.
+
+mod backoff;
+mod gaps;
+mod nak;
+mod reorder;
+mod rtt;
 
 use super::Context;
 use crate::config::Settings;
-use crate::proto::Event;
+use crate::proto::{Event, SourceId};
 use crate::stats::RttSummary;
-use crate::wire::{Data, Nak, Ncf, Spm};
+use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
+use backoff::BackoffParams;
 use bytes::Bytes;
+use gaps::{Arrival, LeadingEdge, Pos};
+use nak::{Answers, NakParams, NakScheduler, later};
+use reorder::Reassembler;
+use rtt::RttEstimator;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+/// The settings the receive side uses, fixed at creation.
+#[derive(Clone, Debug)]
+struct ReceiverConfig {
+    /// This member's id: the requester of its NAKs, the reporter of its reports.
+    member: u64,
+    initial_rtt: Duration,
+    source_timeout: Duration,
+    report_interval: Duration,
+    nak: NakParams,
+    max_sources: usize,
+    /// Late-join backfill, capped below `window` so the start point is always in the window.
+    backfill: u32,
+    /// Most positions tracked ahead of a peer's delivery point.
+    window: u32,
+    max_message_len: usize,
+}
+
+/// What the receive side hands out.
+#[derive(Debug, Default)]
+struct Outbox {
+    events: VecDeque<Event>,
+    packets: VecDeque<Packet>,
+}
+
+/// Whether a peer survived its timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Liveness {
+    Alive,
+    Silent,
+}
+
+/// The newest SPM heard from a source, echoed in reports.
+#[derive(Clone, Copy, Debug)]
+struct SpmHeard {
+    spm_seq: u32,
+    timestamp: u32,
+    at: Instant,
+}
+
+/// Receive state of one source instance.
+#[derive(Debug)]
+struct PeerState {
+    stream: StreamId,
+    /// The instance this one replaced: its late packets are dropped, not taken for a restart.
+    retired_instance: Option<u32>,
+    edge: LeadingEdge,
+    naks: NakScheduler,
+    reorder: Reassembler,
+    rtt: RttEstimator,
+    last_heard: Instant,
+    silence_check_at: Instant,
+    report_at: Instant,
+    newest_spm: Option<SpmHeard>,
+    /// When the source last answered this receiver (NCF to its NAK, repair of its gap): NAK
+    /// waits that saw an answer do not use up the retry budget.
+    answers: Answers,
+    /// The deadline under which this peer is filed in `ReceiverState::deadlines`.
+    indexed: Option<Instant>,
+}
+
+impl PeerState {
+    fn new(
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        stream: StreamId,
+        start: SeqNum,
+        retired_instance: Option<u32>,
+    ) -> PeerState {
+        let start = gaps::first_pos(start);
+        let now = ctx.now;
+        PeerState {
+            stream,
+            retired_instance,
+            edge: LeadingEdge::new(start, config.window),
+            naks: NakScheduler::new(config.nak),
+            reorder: Reassembler::new(SourceId(stream.source), start, config.max_message_len),
+            rtt: RttEstimator::new(config.initial_rtt),
+            last_heard: now,
+            silence_check_at: later(now, config.source_timeout),
+            report_at: later(
+                now,
+                backoff::first_report_delay(ctx.rng, config.report_interval),
+            ),
+            newest_spm: None,
+            answers: Answers::default(),
+            indexed: None,
+        }
+    }
+
+    /// Earliest of this peer's timers.
+    fn deadline(&self) -> Instant {
+        let timers = self.report_at.min(self.silence_check_at);
+        match self.naks.next_deadline() {
+            Some(nak) => timers.min(nak),
+            None => timers,
+        }
+    }
+
+    fn on_data(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, data: Data) {
+        self.last_heard = ctx.now;
+        self.apply_trail(data.trail);
+        self.reorder.drain(ctx.stats, &mut out.events);
+        let next = self.reorder.next();
+        let pos = gaps::unwrap(next, data.seq);
+        match self.edge.on_data(next, pos) {
+            Arrival::Behind => ctx.stats.recovery.duplicates += 1,
+            Arrival::OutOfWindow => ctx.stats.drops.count("out_of_window"),
+            Arrival::Known => {
+                if self.naks.remove(pos) {
+                    ctx.stats.recovery.repairs_received += 1;
+                    if data.repair {
+                        self.answers.repair_at = Some(ctx.now);
+                    }
+                    self.reorder.accept(pos, data, ctx.stats, &mut out.events);
+                } else {
+                    // Known and not missing: held already, or given up on (a late repair).
+                    debug_assert_ne!(self.reorder.held(pos), reorder::Held::Nothing);
+                    ctx.stats.recovery.duplicates += 1;
+                }
+            }
+            Arrival::New { gap } => {
+                self.detect(gap, ctx);
+                if data.repair {
+                    // A repair another receiver asked for, filling a gap not yet seen here.
+                    ctx.stats.recovery.repairs_received += 1;
+                }
+                self.reorder.accept(pos, data, ctx.stats, &mut out.events);
+            }
+        }
+    }
+
+    fn on_spm(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+        spm: &Spm,
+    ) {
+        let now = ctx.now;
+        self.last_heard = now;
+        if let Some(heard) = self.newest_spm
+            && spm.spm_seq.wrapping_sub(heard.spm_seq) as i32 <= 0
+        {
+            // A duplicate or reordered older SPM: its edges are stale.
+            return;
+        }
+        self.newest_spm = Some(SpmHeard {
+            spm_seq: spm.spm_seq,
+            timestamp: spm.timestamp,
+            at: now,
+        });
+        if let Some(echo) = spm.echoes.iter().find(|echo| echo.member == config.member) {
+            let since = ctx.clock.since(now, echo.timestamp);
+            self.rtt.sample(rtt::echo_rtt(since, echo.hold_us));
+            // The source heard this receiver's report, so the path to it works: NAKs that went
+            // unanswered meanwhile were lost, not sent into a void.
+            self.answers.ncf_at = Some(now);
+        }
+        self.apply_trail(spm.trail);
+        self.reorder.drain(ctx.stats, &mut out.events);
+        let next = self.reorder.next();
+        match self.edge.on_source_lead(next, gaps::unwrap(next, spm.lead)) {
+            Ok(gap) => self.detect(gap, ctx),
+            Err(gaps::OutOfWindow) => ctx.stats.drops.count("out_of_window"),
+        }
+    }
+
+    fn on_ncf(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+        ncf: &Ncf,
+    ) {
+        let now = ctx.now;
+        ctx.stats.recovery.ncfs_received += 1;
+        self.last_heard = now;
+        if ncf.requester == config.member {
+            self.rtt.sample(ctx.clock.since(now, ncf.timestamp_echo));
+            self.answers.ncf_at = Some(now);
+        }
+        self.apply_trail(ncf.trail);
+        let rtt = self.rtt.rtt();
+        for range in &ncf.ranges {
+            let positions = self.tracked(nak::positions_of(self.reorder.next(), *range));
+            if ncf.gone {
+                let lost = self.naks.take_range(positions);
+                self.mark_lost(&lost);
+            } else {
+                ctx.stats.recovery.naks_suppressed += self.naks.on_ncf(positions, now, rtt);
+            }
+        }
+        self.reorder.drain(ctx.stats, &mut out.events);
+    }
+
+    fn on_foreign_nak(&mut self, ctx: &mut Context<'_>, nak: &Nak) {
+        let next = self.reorder.next();
+        let ranges: Vec<Range<Pos>> = nak
+            .ranges
+            .iter()
+            .map(|range| self.tracked(nak::positions_of(next, *range)))
+            .collect();
+        ctx.stats.recovery.naks_suppressed +=
+            self.naks.on_foreign_nak(&ranges, ctx.now, self.rtt.rtt());
+    }
+
+    fn on_timeout(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+    ) -> Liveness {
+        let now = ctx.now;
+        let expired = self.naks.expire(now, ctx.rng, self.rtt.rtt(), self.answers);
+        if !expired.lost.is_empty() {
+            self.mark_lost(&expired.lost);
+            self.reorder.drain(ctx.stats, &mut out.events);
+        }
+        if !expired.nak.is_empty() {
+            let timestamp = ctx.clock.timestamp(now);
+            for ranges in nak::nak_range_lists(&expired.nak) {
+                out.packets.push_back(Packet::Nak(Nak {
+                    stream: self.stream,
+                    requester: config.member,
+                    timestamp,
+                    ranges,
+                }));
+                ctx.stats.recovery.naks_sent += 1;
+            }
+        }
+        if self.report_at <= now {
+            out.packets
+                .push_back(Packet::Report(self.report(config, ctx)));
+            self.report_at = later(now, backoff::report_delay(ctx.rng, config.report_interval));
+        }
+        if self.silence_check_at <= now {
+            let silent_at = later(self.last_heard, config.source_timeout);
+            if silent_at <= now {
+                return Liveness::Silent;
+            }
+            self.silence_check_at = silent_at;
+        }
+        Liveness::Alive
+    }
+
+    fn report(&self, config: &ReceiverConfig, ctx: &Context<'_>) -> Report {
+        let now = ctx.now;
+        let (spm_timestamp_echo, spm_hold_us) = match self.newest_spm {
+            Some(heard) => {
+                let held = now.saturating_duration_since(heard.at).as_micros();
+                (heard.timestamp, u32::try_from(held).unwrap_or(u32::MAX))
+            }
+            None => (0, 0),
+        };
+        Report {
+            stream: self.stream,
+            reporter: config.member,
+            timestamp: ctx.clock.timestamp(now),
+            spm_timestamp_echo,
+            spm_hold_us,
+            delivered_until: gaps::seq_of(self.reorder.next()),
+        }
+    }
+
+    /// Ends this stream: every missing packet is reported unrecoverable, then what can be
+    /// delivered is, and an unfinished message is reported too.
+    fn finish(&mut self, ctx: &mut Context<'_>, out: &mut Outbox) {
+        let lost = self.naks.take_all();
+        self.mark_lost(&lost);
+        self.reorder.finish(ctx.stats, &mut out.events);
+    }
+
+    /// The source can no longer repair anything before `trail`: what is still missing there
+    /// is lost. The caller drains afterwards.
+    fn apply_trail(&mut self, trail: SeqNum) {
+        let next = self.reorder.next();
+        let trail = gaps::unwrap(next, trail);
+        if trail <= next {
+            return;
+        }
+        let lost = self.naks.take_below(trail);
+        self.mark_lost(&lost);
+        let unseen = self.edge.on_trail(trail);
+        self.reorder.mark_lost(unseen);
+    }
+
+    /// Starts the NAK cycle for newly missing positions.
+    fn detect(&mut self, gap: Range<Pos>, ctx: &mut Context<'_>) {
+        if gap.is_empty() {
+            return;
+        }
+        ctx.stats.recovery.gaps_detected += gap.end - gap.start;
+        self.naks.add_missing(gap, ctx.now, ctx.rng, self.rtt.rtt());
+    }
+
+    /// Declares sorted positions unrecoverable.
+    fn mark_lost(&mut self, sorted: &[Pos]) {
+        for run in gaps::runs(sorted) {
+            self.reorder.mark_lost(run);
+        }
+    }
+
+    /// The part of `range` between the delivery point and the leading edge (maybe empty, never
+    /// reversed).
+    fn tracked(&self, range: Range<Pos>) -> Range<Pos> {
+        let start = range.start.max(self.reorder.next());
+        let end = range.end.min(self.edge.lead()).max(start);
+        start..end
+    }
+}
 
 /// Every source this member hears.
-pub(crate) struct ReceiverState {}
+pub(crate) struct ReceiverState {
+    config: ReceiverConfig,
+    peers: HashMap<u64, PeerState>,
+    /// `(deadline, source)` of every peer: the earliest is the receiver's next deadline.
+    deadlines: BTreeSet<(Instant, u64)>,
+    out: Outbox,
+    /// RTT samples of peers already released, so the total never goes backwards.
+    released_rtt_samples: u64,
+    /// The latest `now` seen, the deadline to report while packets wait in the outbox.
+    last_now: Option<Instant>,
+    /// Where the streams of sources released for silence stopped, oldest first (at most
+    /// `max_sources`), so a source heard again after a partition resumes where it stopped
+    /// instead of being backfilled from its trail, which would deliver messages twice.
+    released: VecDeque<Released>,
+}
+
+/// Where a stream released for silence stopped.
+#[derive(Clone, Copy, Debug)]
+struct Released {
+    stream: StreamId,
+    /// The next sequence number it would have delivered.
+    resume_at: SeqNum,
+}
 
 impl ReceiverState {
+    /// The receive side of member `member`, following no source yet.
     pub(crate) fn new(settings: &Settings, member: u64) -> Self {
-        let _ = (settings, member);
-        todo!("receiver helper")
+        let window = settings.window_packets.clamp(1, gaps::MAX_TRACKED);
+        ReceiverState {
+            config: ReceiverConfig {
+                member,
+                initial_rtt: settings.initial_rtt,
+                source_timeout: settings.source_timeout,
+                report_interval: settings.report_interval,
+                nak: NakParams {
+                    backoff: BackoffParams::new(settings.nak_backoff_c1, settings.nak_backoff_c2),
+                    ncf_retries: settings.nak_ncf_retries,
+                    data_retries: settings.nak_data_retries,
+                    initial_spread: nak::INITIAL_SPREAD,
+                },
+                max_sources: settings.max_sources,
+                backfill: settings.join_backfill_packets.min(window - 1),
+                window,
+                max_message_len: settings.max_message_len,
+            },
+            peers: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            out: Outbox::default(),
+            released_rtt_samples: 0,
+            last_now: None,
+            released: VecDeque::new(),
+        }
     }
 
-    pub(crate) fn handle_data(&mut self, ctx: &mut Context<'_>, from: SocketAddr, data: Data) {
-        let _ = (ctx, from, data);
-        todo!()
+    /// ODATA or RDATA from a source: first contact or restart, gaps, repairs, delivery.
+    pub(crate) fn handle_data(&mut self, ctx: &mut Context<'_>, _from: SocketAddr, data: Data) {
+        self.last_now = Some(ctx.now);
+        if !gaps::is_ordered(data.trail, data.seq) {
+            // The source can always repair the packet it is sending.
+            ctx.stats.drops.count("malformed");
+            return;
+        }
+        let source = data.stream.source;
+        let start = gaps::start_from_data(data.seq, data.trail, self.config.backfill);
+        if !self.admit(ctx, data.stream, start, data.seq) {
+            return;
+        }
+        if let Some(peer) = self.peers.get_mut(&source) {
+            peer.on_data(ctx, &mut self.out, data);
+        }
+        self.reindex(source);
     }
 
-    pub(crate) fn handle_spm(&mut self, ctx: &mut Context<'_>, from: SocketAddr, spm: &Spm) {
-        let _ = (ctx, from, spm);
-        todo!()
+    /// A source's heartbeat: its window edges (tail loss, unrecoverable data) and RTT echoes.
+    pub(crate) fn handle_spm(&mut self, ctx: &mut Context<'_>, _from: SocketAddr, spm: &Spm) {
+        self.last_now = Some(ctx.now);
+        if !gaps::is_ordered(spm.trail, spm.lead) {
+            ctx.stats.drops.count("malformed");
+            return;
+        }
+        let source = spm.stream.source;
+        let start = gaps::start_from_spm(spm.trail, spm.lead, self.config.backfill);
+        if !self.admit(ctx, spm.stream, start, spm.lead) {
+            return;
+        }
+        if let Some(peer) = self.peers.get_mut(&source) {
+            peer.on_spm(&self.config, ctx, &mut self.out, spm);
+        }
+        self.reindex(source);
     }
 
+    /// A source's NCF: suppresses or completes NAK cycles, or (gone) ends them as lost.
     pub(crate) fn handle_ncf(&mut self, ctx: &mut Context<'_>, ncf: &Ncf) {
-        let _ = (ctx, ncf);
-        todo!()
+        self.last_now = Some(ctx.now);
+        let source = ncf.stream.source;
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        // An NCF neither starts a stream nor reveals a restart: it only answers NAKs.
+        if peer.stream.instance != ncf.stream.instance {
+            return;
+        }
+        peer.on_ncf(&self.config, ctx, &mut self.out, ncf);
+        self.reindex(source);
     }
 
     /// Another receiver's NAK (multicast): suppresses our own pending NAK for the same data.
     pub(crate) fn handle_foreign_nak(&mut self, ctx: &mut Context<'_>, nak: &Nak) {
-        let _ = (ctx, nak);
-        todo!()
+        self.last_now = Some(ctx.now);
+        let source = nak.stream.source;
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if peer.stream.instance != nak.stream.instance {
+            return;
+        }
+        peer.on_foreign_nak(ctx, nak);
+        self.reindex(source);
     }
 
+    /// Runs every peer timer due at `ctx.now`: NAKs, give-ups, reports, silence.
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Context<'_>) {
-        let _ = ctx;
-        todo!()
+        let now = ctx.now;
+        self.last_now = Some(now);
+        // Collected first so that each due peer runs once per call, whatever it reschedules.
+        let due: Vec<u64> = self
+            .deadlines
+            .range(..=(now, u64::MAX))
+            .map(|&(_, source)| source)
+            .collect();
+        for source in due {
+            let Some(peer) = self.peers.get_mut(&source) else {
+                continue;
+            };
+            match peer.on_timeout(&self.config, ctx, &mut self.out) {
+                Liveness::Alive => self.reindex(source),
+                Liveness::Silent => {
+                    if let Some(peer) = self.peers.get(&source) {
+                        let released = Released {
+                            stream: peer.stream,
+                            resume_at: gaps::seq_of(peer.edge.lead()),
+                        };
+                        self.remember(released);
+                    }
+                    self.release(ctx, source);
+                    self.out.events.push_back(Event::SourceLost {
+                        source: SourceId(source),
+                    });
+                }
+            }
+        }
     }
 
     /// Next NAK or report to send.
     pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
-        let _ = ctx;
-        todo!()
+        self.last_now = Some(ctx.now);
+        self.out.packets.pop_front().map(|packet| packet.to_bytes())
     }
 
+    /// The next event, in order per source.
     pub(crate) fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        self.out.events.pop_front()
     }
 
+    /// When `handle_timeout` (or `poll_transmit`) next has work.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        todo!()
+        if !self.out.packets.is_empty() {
+            return self.last_now;
+        }
+        self.deadlines.first().map(|&(deadline, _)| deadline)
     }
 
+    /// RTT estimates over the sources followed (and samples of those released).
     pub(crate) fn rtt_summary(&self) -> RttSummary {
-        todo!()
+        rtt::summarize(
+            self.peers.values().map(|peer| &peer.rtt),
+            self.released_rtt_samples,
+        )
+    }
+
+    /// Makes sure a peer for `stream` exists, handling first contact and restarts. `start` is
+    /// where a new stream would start and `edge` the packet's own position (data: its sequence
+    /// number, SPM: its lead). Returns whether the packet should be processed.
+    fn admit(
+        &mut self,
+        ctx: &mut Context<'_>,
+        stream: StreamId,
+        start: SeqNum,
+        edge: SeqNum,
+    ) -> bool {
+        let source = stream.source;
+        let retired = match self.peers.get(&source) {
+            Some(peer) if peer.stream.instance == stream.instance => return true,
+            Some(peer) if peer.retired_instance == Some(stream.instance) => {
+                // A straggler of the incarnation that was replaced.
+                ctx.stats.drops.count("out_of_window");
+                return false;
+            }
+            Some(peer) => Some(peer.stream.instance),
+            None => None,
+        };
+        match retired {
+            Some(old_instance) => {
+                self.release(ctx, source);
+                self.out.events.push_back(Event::SourceRestarted {
+                    source: SourceId(source),
+                });
+                let peer = PeerState::new(&self.config, ctx, stream, start, Some(old_instance));
+                self.peers.insert(source, peer);
+            }
+            None => {
+                if self.peers.len() >= self.config.max_sources {
+                    ctx.stats.drops.count("out_of_window");
+                    return false;
+                }
+                self.out.events.push_back(Event::SourceJoined {
+                    source: SourceId(source),
+                });
+                let start = self.resume_point(stream, edge).unwrap_or(start);
+                let peer = PeerState::new(&self.config, ctx, stream, start, None);
+                self.peers.insert(source, peer);
+            }
+        }
+        true
+    }
+
+    /// Where a stream heard again after being released for silence resumes: where it stopped,
+    /// if that is within the window of `edge` (else the stream starts afresh: a point that far
+    /// away cannot be tracked).
+    fn resume_point(&mut self, stream: StreamId, edge: SeqNum) -> Option<SeqNum> {
+        let index = self
+            .released
+            .iter()
+            .position(|released| released.stream.source == stream.source)?;
+        let released = self.released.remove(index)?;
+        if released.stream.instance != stream.instance {
+            return None;
+        }
+        let resume_at = released.resume_at;
+        let window = self.config.window;
+        let near = edge.distance_from(resume_at) < window || resume_at.distance_from(edge) < window;
+        near.then_some(resume_at)
+    }
+
+    /// Remembers where a stream released for silence stopped.
+    fn remember(&mut self, released: Released) {
+        if self.released.len() >= self.config.max_sources {
+            self.released.pop_front();
+        }
+        self.released.push_back(released);
+    }
+
+    /// Ends a peer's stream (reporting what it lost) and forgets it.
+    fn release(&mut self, ctx: &mut Context<'_>, source: u64) {
+        let Some(mut peer) = self.peers.remove(&source) else {
+            return;
+        };
+        if let Some(indexed) = peer.indexed {
+            self.deadlines.remove(&(indexed, source));
+        }
+        peer.finish(ctx, &mut self.out);
+        self.released_rtt_samples += peer.rtt.samples();
+    }
+
+    /// Files a peer under its current deadline.
+    fn reindex(&mut self, source: u64) {
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        let deadline = peer.deadline();
+        if peer.indexed == Some(deadline) {
+            return;
+        }
+        if let Some(old) = peer.indexed {
+            self.deadlines.remove(&(old, source));
+        }
+        self.deadlines.insert((deadline, source));
+        peer.indexed = Some(deadline);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,729 @@
+//! `NakScheduler`: the NAK state machine of every missing packet of one source (PGM RFC 3208
+//! §6.3 states, SRM timers).
+//!
+//! ```text
+//!            detect gap                expiry: NAK sent
+//!   (none) ────────────▶ BackOff ───────────────────────▶ WaitNcf
+//!                          │  ▲                             │   │
+//!   foreign NAK or NCF     │  │ expiry (retry; gives up     │   │ expiry (retry; gives up
+//!   heard: suppressed      │  │ past nak_data_retries)      │   │ past nak_ncf_retries)
+//!                          ▼  │                     NCF     │   │
+//!                        WaitData ◀─────────────────────────┘   └──────▶ BackOff
+//! ```
+//!
+//! Data for a position removes its state; an NCF marked `gone`, or the source's trailing edge
+//! passing it, makes it unrecoverable at once (the caller takes it out with `take_*`).
+//!
+//! Packets detected missing together share one backoff draw, so a burst loss goes out as one
+//! NAK with merged ranges instead of one NAK per packet.
+//!
+//! Retry budget. `nak_ncf_retries` counts NAK repeats *without hearing an NCF* (an NCF for the
+//! packet resets it); `nak_data_retries` counts confirmed repairs that never arrived. A wait
+//! that expires while the source was visibly answering this receiver is charged to neither:
+//! for an NCF wait, an NCF to one of its NAKs, an SPM echoing one of its reports, or a repair
+//! of one of its gaps since the wait began; for a data wait, a repair of one of its gaps. The
+//! source is then alive and repairing, so the miss is plain loss — at 30 % loss each way four
+//! NAK rounds in a row fail often enough to give up on data the source still holds. Such
+//! rounds are still bounded, by `MAX_ROUNDS_FACTOR` times the whole budget, and the source's
+//! trailing edge ends every cycle at the latest when the data leaves its window. This differs
+//! from PGM, whose counters do not know whether the source answers; the simulator's 30 %-loss
+//! scenarios are the reason.
+//!
+//! Adaptive spread. The backoff spread `C2·d` that makes suppression work grows with the
+//! number of receivers that share a loss: with the default C2 = 2 and 20 receivers in a tree,
+//! about 8 of them NAK each shared loss (simulated and Monte-Carlo alike), because a NAK takes
+//! about as long to reach the other receivers as the spread lasts. So each scheduler learns a
+//! factor on C2, as PGM's NAK_BO_IVL auto-tuning (RFC 3208 App. E) and adaptive SRM do: a
+//! foreign NAK duplicating one this receiver already sent multiplies it by
+//! [`SPREAD_GROWTH`], each NAK this receiver sends multiplies it by [`SPREAD_DECAY`], and it
+//! stays within `1..=`[`MAX_SPREAD`]. It starts at [`INITIAL_SPREAD`], assuming a group: the
+//! first losses of a stream typically hit every receiver at once (a burst at start-up, before
+//! anything is learned), and a NAK storm at the source is worse than a few milliseconds of
+//! extra latency. Alone or with independent losses no duplicate is ever heard and the factor
+//! decays to 1 (the plain SRM timer) within about a dozen NAK rounds; in a large group it
+//! settles where about 1.6 NAKs go out per shared loss.
+//!
+//! Invariant: `deadlines` holds exactly one `(deadline, pos)` entry per state in `states`, so
+//! the next expiry is the first entry of an ordered set — `next_deadline` costs O(log n) however
+//! many gaps are open.
+
+use super::backoff::{self, BackoffParams};
+use super::gaps::{Pos, runs, seq_of};
+use crate::wire::{MAX_RANGES, SeqRange};
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+/// Where one missing packet is in its NAK cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting a random backoff before NAKing, listening for others' NAKs and NCFs.
+    BackOff,
+    /// NAK sent; waiting for the source's NCF.
+    WaitNcf,
+    /// Repair promised (NCF) or requested by someone else; waiting for the data.
+    WaitData,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct NakState {
+    phase: Phase,
+    deadline: Instant,
+    /// When the current NCF or data wait began.
+    waiting_since: Instant,
+    /// NCF waits expired since the last NCF for this packet, while the source was silent.
+    ncf_timeouts: u32,
+    /// Data waits expired while the source was silent.
+    data_timeouts: u32,
+    /// Waits expired in total, whatever the source did.
+    rounds: u32,
+    /// This receiver has NAKed the packet (so a foreign NAK for it is a duplicate).
+    naked: bool,
+}
+
+/// Factor on the spread for each foreign NAK that duplicates one of ours.
+pub(crate) const SPREAD_GROWTH: f64 = 1.2;
+/// Factor on the spread for each round of NAKs this receiver sends.
+pub(crate) const SPREAD_DECAY: f64 = 0.9;
+/// Largest spread factor: C2 at most this many times its setting.
+pub(crate) const MAX_SPREAD: f64 = 8.0;
+/// Spread factor of a new source: with C2 = 2 it makes the spread 8 one-way distances, which
+/// keeps a 20-receiver tree with 1 ms hops under 4 NAKs per shared loss (Monte-Carlo).
+pub(crate) const INITIAL_SPREAD: f64 = 4.0;
+
+/// Hard cap on NAK rounds per packet, as a multiple of the configured retry budget.
+const MAX_ROUNDS_FACTOR: u32 = 4;
+
+/// When the source last answered this receiver, as evidence that a missed NCF or repair was
+/// loss rather than a source that cannot help.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Answers {
+    /// Last NCF answering one of this receiver's NAKs, or SPM echoing one of its reports.
+    pub(crate) ncf_at: Option<Instant>,
+    /// Last repair (RDATA) that filled one of this receiver's gaps.
+    pub(crate) repair_at: Option<Instant>,
+}
+
+/// Fixed parameters of the NAK cycle.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NakParams {
+    /// Backoff constants.
+    pub(crate) backoff: BackoffParams,
+    /// NCF waits that may expire before the packet is given up.
+    pub(crate) ncf_retries: u32,
+    /// Data waits that may expire before the packet is given up.
+    pub(crate) data_retries: u32,
+    /// Spread factor to start with ([`INITIAL_SPREAD`] in service).
+    pub(crate) initial_spread: f64,
+}
+
+/// What an expiry round produced; both lists sorted by position.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expired {
+    /// Positions to NAK now.
+    pub(crate) nak: Vec<Pos>,
+    /// Positions whose retries are exhausted: unrecoverable.
+    pub(crate) lost: Vec<Pos>,
+}
+
+/// NAK state of the missing packets of one source.
+#[derive(Debug)]
+pub(crate) struct NakScheduler {
+    params: NakParams,
+    /// Learned factor on C2, see the module doc.
+    spread: f64,
+    states: BTreeMap<Pos, NakState>,
+    deadlines: BTreeSet<(Instant, Pos)>,
+}
+
+/// `now + wait`, saturating far in the future instead of overflowing.
+pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 30)))
+        .unwrap_or(now)
+}
+
+impl NakScheduler {
+    /// An empty scheduler.
+    pub(crate) fn new(params: NakParams) -> NakScheduler {
+        NakScheduler {
+            params,
+            spread: params.initial_spread.clamp(1.0, MAX_SPREAD),
+            states: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+        }
+    }
+
+    /// The backoff constants in use: C2 scaled by the learned spread.
+    fn backoff_params(&self) -> BackoffParams {
+        BackoffParams::new(self.params.backoff.c1, self.params.backoff.c2 * self.spread)
+    }
+
+    /// The learned factor on C2.
+    #[cfg(test)]
+    pub(crate) fn spread(&self) -> f64 {
+        self.spread
+    }
+
+    /// Number of missing packets tracked.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Phase of a missing packet, `None` if it is not missing.
+    #[cfg(test)]
+    pub(crate) fn phase(&self, pos: Pos) -> Option<Phase> {
+        self.states.get(&pos).map(|state| state.phase)
+    }
+
+    /// Earliest timer.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|&(deadline, _)| deadline)
+    }
+
+    /// Starts the NAK cycle for newly missing positions, all with one backoff draw.
+    pub(crate) fn add_missing(
+        &mut self,
+        range: Range<Pos>,
+        now: Instant,
+        rng: &mut impl Rng,
+        rtt: Duration,
+    ) {
+        if range.is_empty() {
+            return;
+        }
+        let deadline = later(now, backoff::nak_backoff(rng, rtt, self.backoff_params()));
+        for pos in range {
+            let state = NakState {
+                phase: Phase::BackOff,
+                deadline,
+                waiting_since: now,
+                ncf_timeouts: 0,
+                data_timeouts: 0,
+                rounds: 0,
+                naked: false,
+            };
+            if let Some(old) = self.states.insert(pos, state) {
+                self.deadlines.remove(&(old.deadline, pos));
+            }
+            self.deadlines.insert((deadline, pos));
+        }
+    }
+
+    /// Data for `pos` arrived: its cycle ends. Returns whether it was missing.
+    pub(crate) fn remove(&mut self, pos: Pos) -> bool {
+        match self.states.remove(&pos) {
+            Some(state) => {
+                self.deadlines.remove(&(state.deadline, pos));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The source confirmed (NCF) repairs for `range`. Returns how many pending NAKs this
+    /// suppressed (packets still in backoff).
+    pub(crate) fn on_ncf(&mut self, range: Range<Pos>, now: Instant, rtt: Duration) -> u64 {
+        if range.is_empty() {
+            // Also keeps `range_mut` from panicking on a reversed range.
+            return 0;
+        }
+        let deadline = later(now, backoff::data_wait(rtt));
+        let mut suppressed = 0;
+        for (&pos, state) in self.states.range_mut(range) {
+            if state.phase == Phase::BackOff {
+                suppressed += 1;
+            }
+            // In every phase the repair is now on its way: wait for it from now.
+            self.deadlines.remove(&(state.deadline, pos));
+            state.phase = Phase::WaitData;
+            state.deadline = deadline;
+            state.waiting_since = now;
+            state.ncf_timeouts = 0;
+            self.deadlines.insert((deadline, pos));
+        }
+        suppressed
+    }
+
+    /// Another receiver's NAK asked for `ranges`. Packets still in backoff wait for the repair
+    /// instead of NAKing too; if it repeats a NAK of ours, the spread grows. Returns how many
+    /// were suppressed.
+    pub(crate) fn on_foreign_nak(
+        &mut self,
+        ranges: &[Range<Pos>],
+        now: Instant,
+        rtt: Duration,
+    ) -> u64 {
+        let deadline = later(now, backoff::data_wait(rtt));
+        let mut suppressed = 0;
+        let mut duplicate = false;
+        for range in ranges.iter().filter(|range| !range.is_empty()) {
+            for (&pos, state) in self.states.range_mut(range.clone()) {
+                if state.phase != Phase::BackOff {
+                    duplicate |= state.naked;
+                    continue;
+                }
+                suppressed += 1;
+                self.deadlines.remove(&(state.deadline, pos));
+                state.phase = Phase::WaitData;
+                state.deadline = deadline;
+                state.waiting_since = now;
+                self.deadlines.insert((deadline, pos));
+            }
+        }
+        if duplicate {
+            self.spread = (self.spread * SPREAD_GROWTH).min(MAX_SPREAD);
+        }
+        suppressed
+    }
+
+    /// Removes and returns (sorted) every missing position before `pos`.
+    pub(crate) fn take_below(&mut self, pos: Pos) -> Vec<Pos> {
+        let kept = self.states.split_off(&pos);
+        let taken = std::mem::replace(&mut self.states, kept);
+        self.unindex(taken)
+    }
+
+    /// Removes and returns (sorted) every missing position in `range`.
+    pub(crate) fn take_range(&mut self, range: Range<Pos>) -> Vec<Pos> {
+        if range.is_empty() {
+            return Vec::new();
+        }
+        let mut tail = self.states.split_off(&range.start);
+        let mut after = tail.split_off(&range.end);
+        self.states.append(&mut after);
+        self.unindex(tail)
+    }
+
+    /// Removes and returns (sorted) every missing position.
+    pub(crate) fn take_all(&mut self) -> Vec<Pos> {
+        let taken = std::mem::take(&mut self.states);
+        self.unindex(taken)
+    }
+
+    fn unindex(&mut self, taken: BTreeMap<Pos, NakState>) -> Vec<Pos> {
+        taken
+            .into_iter()
+            .map(|(pos, state)| {
+                self.deadlines.remove(&(state.deadline, pos));
+                pos
+            })
+            .collect()
+    }
+
+    /// Runs every timer due at `now`: backoffs that end are NAKed, waits that end are retried
+    /// (back to backoff, one fresh draw shared by all) or, past their retry limit, given up.
+    /// Waits during which the source answered this receiver (`answers`) do not use up the
+    /// retry budget, only the hard cap.
+    pub(crate) fn expire(
+        &mut self,
+        now: Instant,
+        rng: &mut impl Rng,
+        rtt: Duration,
+        answers: Answers,
+    ) -> Expired {
+        let mut out = Expired::default();
+        let backoff_params = self.backoff_params();
+        let ncf_deadline = later(now, backoff::ncf_wait(rtt, backoff_params));
+        let mut retry_deadline: Option<Instant> = None;
+        let params = self.params;
+        let max_rounds = params
+            .ncf_retries
+            .saturating_add(params.data_retries)
+            .saturating_add(1)
+            .saturating_mul(MAX_ROUNDS_FACTOR);
+        // Terminates: a BackOff that expires moves to WaitNcf, whose deadline is after `now`
+        // (ncf_wait is positive), so each position is visited at most three times.
+        while let Some(&(deadline, pos)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(state) = self.states.get_mut(&pos) else {
+                continue;
+            };
+            let retry = match state.phase {
+                Phase::BackOff => {
+                    out.nak.push(pos);
+                    state.naked = true;
+                    state.phase = Phase::WaitNcf;
+                    state.deadline = ncf_deadline;
+                    state.waiting_since = now;
+                    self.deadlines.insert((ncf_deadline, pos));
+                    continue;
+                }
+                phase => {
+                    state.rounds += 1;
+                    let since = state.waiting_since;
+                    let repaired = answers.repair_at.is_some_and(|at| at >= since);
+                    let confirmed = answers.ncf_at.is_some_and(|at| at >= since);
+                    let source_answered = repaired || (phase == Phase::WaitNcf && confirmed);
+                    let within_budget = if source_answered {
+                        true
+                    } else if phase == Phase::WaitNcf {
+                        state.ncf_timeouts += 1;
+                        state.ncf_timeouts <= params.ncf_retries
+                    } else {
+                        state.data_timeouts += 1;
+                        state.data_timeouts <= params.data_retries
+                    };
+                    within_budget && state.rounds <= max_rounds
+                }
+            };
+            if retry {
+                let deadline = *retry_deadline.get_or_insert_with(|| {
+                    later(now, backoff::nak_backoff(rng, rtt, backoff_params))
+                });
+                state.phase = Phase::BackOff;
+                state.deadline = deadline;
+                self.deadlines.insert((deadline, pos));
+            } else {
+                self.states.remove(&pos);
+                out.lost.push(pos);
+            }
+        }
+        if !out.nak.is_empty() {
+            self.spread = (self.spread * SPREAD_DECAY).max(1.0);
+        }
+        out.nak.sort_unstable();
+        out.lost.sort_unstable();
+        out
+    }
+}
+
+/// Splits sorted, distinct positions into NAK range lists, oldest first: consecutive positions
+/// merge into one range (split at `u16::MAX`), and each list holds at most [`MAX_RANGES`].
+pub(crate) fn nak_range_lists(sorted: &[Pos]) -> Vec<Vec<SeqRange>> {
+    let mut ranges = Vec::new();
+    for run in runs(sorted) {
+        let mut first = run.start;
+        while first < run.end {
+            let count = (run.end - first).min(u64::from(u16::MAX));
+            ranges.push(SeqRange {
+                first: seq_of(first),
+                // Bounded by u16::MAX just above.
+                count: count as u16,
+            });
+            first += count;
+        }
+    }
+    ranges
+        .chunks(MAX_RANGES)
+        .map(<[SeqRange]>::to_vec)
+        .collect()
+}
+
+/// The positions of a wire range, unwrapped near `reference`.
+pub(crate) fn positions_of(reference: Pos, range: SeqRange) -> Range<Pos> {
+    let first = super::gaps::unwrap(reference, range.first);
+    first..first + u64::from(range.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::SeqNum;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    const RTT: Duration = Duration::from_millis(10);
+
+    fn params() -> NakParams {
+        NakParams {
+            backoff: BackoffParams::new(1.0, 2.0),
+            ncf_retries: 2,
+            data_retries: 1,
+            initial_spread: 1.0,
+        }
+    }
+
+    /// A one-range list, as a foreign NAK with a single range gives.
+    fn one(range: Range<Pos>) -> [Range<Pos>; 1] {
+        [range]
+    }
+
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "one real base instant per test; every later time is base + a Duration"
+    )]
+    fn base() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn backoff_expiry_naks_all_due_positions_together() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(10..13, t0, &mut rng, RTT);
+        naks.add_missing(20..21, t0, &mut rng, RTT);
+        assert_eq!(naks.len(), 4);
+        let first = naks.next_deadline().unwrap();
+        assert!(first >= t0 + Duration::from_millis(5) && first <= t0 + Duration::from_millis(15));
+        assert_eq!(
+            naks.expire(
+                t0 + Duration::from_millis(4),
+                &mut rng,
+                RTT,
+                Answers::default()
+            ),
+            Expired::default()
+        );
+        let out = naks.expire(
+            t0 + Duration::from_millis(15),
+            &mut rng,
+            RTT,
+            Answers::default(),
+        );
+        assert_eq!(out.nak, vec![10, 11, 12, 20]);
+        assert!(out.lost.is_empty());
+        assert_eq!(naks.phase(11), Some(Phase::WaitNcf));
+    }
+
+    #[test]
+    fn retries_exhausted_gives_up() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(5..6, t0, &mut rng, RTT);
+        let mut now = t0;
+        let mut sent = 0;
+        let mut lost = Vec::new();
+        for _ in 0..100 {
+            let Some(deadline) = naks.next_deadline() else {
+                break;
+            };
+            now = now.max(deadline);
+            let out = naks.expire(now, &mut rng, RTT, Answers::default());
+            sent += out.nak.len();
+            lost.extend(out.lost);
+        }
+        assert_eq!(sent, 3, "one NAK plus ncf_retries = 2 repeats");
+        assert_eq!(lost, vec![5]);
+        assert_eq!(naks.len(), 0);
+        assert_eq!(naks.next_deadline(), None);
+    }
+
+    #[test]
+    fn ncf_moves_to_wait_data_and_data_retries_are_bounded() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(1..3, t0, &mut rng, RTT);
+        let t1 = t0 + Duration::from_millis(20);
+        assert_eq!(
+            naks.expire(t1, &mut rng, RTT, Answers::default()).nak,
+            vec![1, 2]
+        );
+        assert_eq!(
+            naks.on_ncf(1..3, t1, RTT),
+            0,
+            "already NAKed: nothing suppressed"
+        );
+        assert_eq!(naks.phase(1), Some(Phase::WaitData));
+        assert_eq!(naks.next_deadline(), Some(t1 + backoff::data_wait(RTT)));
+        // Data wait expires: back to backoff (retry 1 of 1), NAK again, NCF, expire again: lost.
+        let mut lost = Vec::new();
+        for _ in 0..10 {
+            let Some(now) = naks.next_deadline() else {
+                break;
+            };
+            let out = naks.expire(now, &mut rng, RTT, Answers::default());
+            if !out.nak.is_empty() {
+                naks.on_ncf(1..3, now, RTT);
+            }
+            lost.extend(out.lost);
+        }
+        assert_eq!(lost, vec![1, 2]);
+    }
+
+    #[test]
+    fn foreign_nak_suppresses_only_backoff() {
+        let mut rng = SmallRng::seed_from_u64(4);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(1..5, t0, &mut rng, RTT);
+        assert_eq!(naks.on_foreign_nak(&one(2..4), t0, RTT), 2);
+        assert_eq!(naks.on_foreign_nak(&one(2..4), t0, RTT), 0, "counted once");
+        assert_eq!(naks.phase(2), Some(Phase::WaitData));
+        assert_eq!(naks.phase(1), Some(Phase::BackOff));
+        let out = naks.expire(
+            t0 + Duration::from_millis(16),
+            &mut rng,
+            RTT,
+            Answers::default(),
+        );
+        assert_eq!(out.nak, vec![1, 4]);
+    }
+
+    #[test]
+    fn duplicate_naks_widen_the_spread_and_own_naks_narrow_it() {
+        let mut rng = SmallRng::seed_from_u64(8);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(1..3, t0, &mut rng, RTT);
+        // A foreign NAK before ours suppresses but is no duplicate.
+        naks.on_foreign_nak(&one(2..3), t0, RTT);
+        assert_eq!(naks.spread(), 1.0);
+        let t1 = t0 + Duration::from_millis(15);
+        assert_eq!(
+            naks.expire(t1, &mut rng, RTT, Answers::default()).nak,
+            vec![1]
+        );
+        naks.on_foreign_nak(&one(1..2), t1, RTT);
+        naks.on_foreign_nak(&one(1..2), t1, RTT);
+        assert!((naks.spread() - SPREAD_GROWTH * SPREAD_GROWTH).abs() < 1e-9);
+        // A wider spread means later backoffs: [C1·d, (C1 + C2·spread)·d].
+        let wide: Vec<Duration> = (0..2_000)
+            .map(|_| backoff::nak_backoff(&mut rng, RTT, naks.backoff_params()))
+            .collect();
+        let limit = Duration::from_secs_f64(0.005 * (1.0 + 2.0 * naks.spread()));
+        assert!(wide.iter().all(|d| *d <= limit));
+        assert!(wide.iter().any(|d| *d > Duration::from_millis(15)));
+        for _ in 0..100 {
+            naks.on_foreign_nak(&one(1..2), t1, RTT);
+        }
+        assert_eq!(naks.spread(), MAX_SPREAD);
+        // Each round of own NAKs decays it, down to 1.
+        for i in 0..100u64 {
+            naks.add_missing(10 + i..11 + i, t1, &mut rng, RTT);
+            let now = naks.next_deadline().unwrap();
+            naks.expire(now, &mut rng, RTT, Answers::default());
+        }
+        assert_eq!(naks.spread(), 1.0);
+    }
+
+    #[test]
+    #[expect(
+        clippy::reversed_empty_ranges,
+        reason = "reversed ranges are what this test feeds in"
+    )]
+    fn reversed_or_empty_ranges_are_harmless() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(5..8, t0, &mut rng, RTT);
+        assert_eq!(naks.on_ncf(7..5, t0, RTT), 0);
+        assert_eq!(naks.on_foreign_nak(&one(7..5), t0, RTT), 0);
+        assert!(naks.take_range(7..5).is_empty());
+        assert_eq!(naks.len(), 3);
+    }
+
+    #[test]
+    fn take_and_remove_keep_the_index_consistent() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(0..10, t0, &mut rng, RTT);
+        assert!(naks.remove(3));
+        assert!(!naks.remove(3));
+        assert_eq!(naks.take_below(2), vec![0, 1]);
+        assert_eq!(naks.take_range(5..7), vec![5, 6]);
+        assert_eq!(naks.len(), 5);
+        assert_eq!(naks.deadlines.len(), 5);
+        assert_eq!(naks.take_all(), vec![2, 4, 7, 8, 9]);
+        assert_eq!(naks.next_deadline(), None);
+    }
+
+    /// Drives one packet through NAK rounds where every NAK is lost; `answered` says whether
+    /// the source is meanwhile answering this receiver about other packets.
+    fn rounds_until_given_up(answered: bool) -> usize {
+        let mut rng = SmallRng::seed_from_u64(6);
+        let t0 = base();
+        let mut naks = NakScheduler::new(params());
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let mut sent = 0;
+        for _ in 0..1_000 {
+            let Some(now) = naks.next_deadline() else {
+                return sent;
+            };
+            let answers = Answers {
+                ncf_at: answered.then_some(now),
+                repair_at: answered.then_some(now),
+            };
+            sent += naks.expire(now, &mut rng, RTT, answers).nak.len();
+        }
+        panic!("never gave up");
+    }
+
+    #[test]
+    fn silence_uses_the_budget_but_answered_rounds_only_the_hard_cap() {
+        // ncf_retries = 2: one NAK and two repeats when the source says nothing.
+        assert_eq!(rounds_until_given_up(false), 3);
+        // The source answers other NAKs of ours: plain loss, retried up to the hard cap of
+        // MAX_ROUNDS_FACTOR · (2 + 1 + 1) = 16 expired waits, so one NAK and 16 repeats.
+        assert_eq!(rounds_until_given_up(true), 17);
+    }
+
+    #[test]
+    fn an_ncf_resets_the_ncf_budget() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let t0 = base();
+        let mut naks = NakScheduler::new(NakParams {
+            backoff: BackoffParams::new(1.0, 2.0),
+            ncf_retries: 1,
+            data_retries: 10,
+            initial_spread: 1.0,
+        });
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let mut ncf_every_other = false;
+        let mut sent = 0;
+        for _ in 0..200 {
+            let Some(now) = naks.next_deadline() else {
+                break;
+            };
+            let out = naks.expire(now, &mut rng, RTT, Answers::default());
+            assert!(
+                out.lost.is_empty() || sent > 6,
+                "gave up too early after {sent} NAKs"
+            );
+            if !out.lost.is_empty() {
+                break;
+            }
+            if !out.nak.is_empty() {
+                sent += 1;
+                // Every second NAK is confirmed (and the data then lost): the NCF budget of 1
+                // never runs out, the data budget of 10 does.
+                if ncf_every_other {
+                    naks.on_ncf(1..2, now, RTT);
+                }
+                ncf_every_other = !ncf_every_other;
+            }
+        }
+        assert_eq!(naks.len(), 0, "given up in the end");
+        assert!(sent > 10, "{sent} NAKs");
+    }
+
+    #[test]
+    fn range_lists_merge_split_and_chunk() {
+        let lists = nak_range_lists(&[3, 4, 5, 9]);
+        assert_eq!(
+            lists,
+            vec![vec![
+                SeqRange {
+                    first: SeqNum(3),
+                    count: 3
+                },
+                SeqRange {
+                    first: SeqNum(9),
+                    count: 1
+                },
+            ]]
+        );
+        let long: Vec<Pos> = (0..70_000).collect();
+        let lists = nak_range_lists(&long);
+        assert_eq!(lists.len(), 1);
+        assert_eq!(lists[0][0].count, u16::MAX);
+        assert_eq!(lists[0][1].first, SeqNum(u32::from(u16::MAX)));
+        assert_eq!(u32::from(lists[0][1].count), 70_000 - u32::from(u16::MAX));
+        let sparse: Vec<Pos> = (0..150).map(|i| i * 2).collect();
+        let lists = nak_range_lists(&sparse);
+        assert_eq!(
+            lists.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![64, 64, 22]
+        );
+        assert_eq!(lists[1][0].first, SeqNum(128));
+    }
+}
