@@ -8,6 +8,7 @@
 pub mod event;
 pub(crate) mod receiver;
 pub(crate) mod source;
+pub(crate) mod fec;
 
 use crate::config::Settings;
 use crate::error::SendError;

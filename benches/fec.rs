@@ -1,0 +1,396 @@
+//! Erasure-code comparison for rmcast's FEC (issue 4): encode and recovery throughput of the
+//! candidate crates on 1,400-byte symbols at (k, m) = (32, 4), (64, 16), (200, 32), beside an
+//! in-run memcpy baseline, plus rmcast's own adapter (`src/proto/fec`, compiled into this bench
+//! by `#[path]` since it is crate-private) as the protocol will use it.
+//!
+//! Time is the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time: the
+//! 2-core machine is shared with other jobs, and wall time would measure their load.
+//!
+//! Throughput is always *source* bytes of one block (k × 1,400) per iteration, so encode and
+//! recovery figures compare directly with the memcpy line.
+//!
+//! Recovery cycles through 512 pre-drawn loss patterns per case (more than reed-solomon-erasure's
+//! 254-entry decode-matrix cache), so no crate is timed on a cache it would not have in a real
+//! run where losses are random. The lost symbols are always sources (the costly case); the
+//! repair symbols used are parity indices 0..e.
+//!
+//! Run: `cargo bench --bench fec` (about 2 minutes of CPU; longer in wall time on a busy machine).
+
+#[allow(dead_code, reason = "the bench drives only part of the adapter")]
+#[path = "../src/proto/fec/mod.rs"]
+mod fec;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rand::rngs::SmallRng;
+use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
+use std::hint::black_box;
+use std::time::Duration;
+
+/// Counts heap allocations of the bench thread, to check the adapter's steady state.
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the counter is a plain
+// thread-local Cell that never allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations_during(work: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(std::cell::Cell::get);
+    work();
+    ALLOCATIONS.with(std::cell::Cell::get) - before
+}
+
+const SYMBOL: usize = 1400;
+const SHAPES: [(usize, usize); 3] = [(32, 4), (64, 16), (200, 32)];
+const LOSSES: [usize; 3] = [1, 2, 4];
+const PATTERNS: usize = 512;
+
+fn block(k: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..k)
+        .map(|_| (0..SYMBOL).map(|_| rng.random()).collect())
+        .collect()
+}
+
+/// `PATTERNS` sets of `lost` distinct source indices below `k`, each sorted.
+fn loss_patterns(k: usize, lost: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..PATTERNS)
+        .map(|_| {
+            let mut pattern = sample(&mut rng, k, lost).into_vec();
+            pattern.sort_unstable();
+            pattern
+        })
+        .collect()
+}
+
+/// CPU time of the calling thread. The bench machine has 2 cores shared with other jobs, so wall
+/// time would mostly measure the scheduler; thread CPU time measures the code.
+struct ThreadCpuTime;
+
+fn thread_cpu_now() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Same unit (nanoseconds) as wall time, so criterion's own formatting applies.
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn configure(c: &mut Criterion<ThreadCpuTime>) -> criterion::BenchmarkGroup<'_, ThreadCpuTime> {
+    let mut group = c.benchmark_group("fec");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(600))
+        // Criterion's default 100,000 bootstrap resamples cost more CPU than the measurements.
+        .nresamples(2_000);
+    group
+}
+
+/// Checks that a reused encoder/decoder allocates nothing per block (after one warm-up block).
+fn steady_state_allocations() {
+    let (k, m) = (64, 16);
+    let data = block(k, 9);
+    let mut encoder = fec::BlockEncoder::new(k, m, SYMBOL).unwrap();
+    let mut decoder = fec::BlockDecoder::new(k, m, SYMBOL).unwrap();
+    let mut parity = vec![vec![0u8; SYMBOL + 2]; m + 1];
+    let mut round = |lost: &[usize]| {
+        encoder.reset();
+        for payload in &data {
+            encoder.push_source(payload).unwrap();
+        }
+        encoder.finish().unwrap();
+        for (index, out) in parity.iter_mut().enumerate() {
+            out.copy_from_slice(encoder.parity(index).unwrap());
+        }
+        decoder.reset(k).unwrap();
+        for (index, payload) in data.iter().enumerate() {
+            if !lost.contains(&index) {
+                decoder.add_source(index, payload).unwrap();
+            }
+        }
+        let first = if lost.len() == 1 { 0 } else { 1 };
+        for (index, symbol) in parity.iter().enumerate().skip(first).take(lost.len()) {
+            decoder.add_parity(index, symbol).unwrap();
+        }
+        assert_eq!(decoder.recover().unwrap(), lost.len());
+    };
+    round(&[3, 7]);
+    let xor = allocations_during(|| round(&[5]));
+    let rs = allocations_during(|| round(&[1, 30, 62]));
+    println!("fec steady state: allocations per block: XOR path {xor}, Reed-Solomon path {rs}");
+    assert!(
+        allocations_during(|| drop(black_box(vec![0u8; 64]))) >= 1,
+        "counter counts"
+    );
+    assert_eq!(
+        (xor, rs),
+        (0, 0),
+        "a reused encoder/decoder must not allocate per block"
+    );
+}
+
+fn encode(c: &mut Criterion<ThreadCpuTime>) {
+    steady_state_allocations();
+    let mut group = configure(c);
+    for (k, m) in SHAPES {
+        let data = block(k, 1);
+        let shape = format!("k{k}_m{m}");
+        group.throughput(Throughput::Bytes((k * SYMBOL) as u64));
+
+        let flat: Vec<u8> = data.concat();
+        let mut copy = vec![0u8; flat.len()];
+        group.bench_function(BenchmarkId::new("memcpy", &shape), |b| {
+            b.iter(|| copy.copy_from_slice(black_box(&flat)))
+        });
+
+        let mut encoder = reed_solomon_simd::ReedSolomonEncoder::new(k, m, SYMBOL).unwrap();
+        let mut parity = vec![vec![0u8; SYMBOL]; m];
+        group.bench_function(BenchmarkId::new("encode/rs-simd", &shape), |b| {
+            b.iter(|| {
+                encoder.reset(k, m, SYMBOL).unwrap();
+                for shard in &data {
+                    encoder.add_original_shard(shard).unwrap();
+                }
+                let result = encoder.encode().unwrap();
+                for (out, shard) in parity.iter_mut().zip(result.recovery_iter()) {
+                    out.copy_from_slice(shard);
+                }
+            })
+        });
+
+        let rse = reed_solomon_erasure::galois_8::ReedSolomon::new(k, m).unwrap();
+        let mut parity = vec![vec![0u8; SYMBOL]; m];
+        group.bench_function(BenchmarkId::new("encode/rs-erasure", &shape), |b| {
+            b.iter(|| rse.encode_sep(black_box(&data), &mut parity).unwrap())
+        });
+
+        let config =
+            raptorq::ObjectTransmissionInformation::new(flat.len() as u64, SYMBOL as u16, 1, 1, 8);
+        let plan = raptorq::SourceBlockEncodingPlan::generate(k as u16);
+        group.bench_function(BenchmarkId::new("encode/raptorq", &shape), |b| {
+            b.iter(|| {
+                let encoder =
+                    raptorq::SourceBlockEncoder::with_encoding_plan(0, &config, &flat, &plan);
+                black_box(encoder.repair_packets(0, m as u32))
+            })
+        });
+
+        let mut fec = fec::BlockEncoder::new(k, m, SYMBOL).unwrap();
+        group.bench_function(BenchmarkId::new("encode/rmcast-fec", &shape), |b| {
+            b.iter(|| {
+                fec.reset();
+                for payload in &data {
+                    fec.push_source(payload).unwrap();
+                }
+                black_box(fec.finish().unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn recover(c: &mut Criterion<ThreadCpuTime>) {
+    let mut group = configure(c);
+    for (k, m) in SHAPES {
+        let data = block(k, 2);
+        group.throughput(Throughput::Bytes((k * SYMBOL) as u64));
+
+        let mut rs_encoder = reed_solomon_simd::ReedSolomonEncoder::new(k, m, SYMBOL).unwrap();
+        for shard in &data {
+            rs_encoder.add_original_shard(shard).unwrap();
+        }
+        let rs_parity: Vec<Vec<u8>> = rs_encoder
+            .encode()
+            .unwrap()
+            .recovery_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+
+        let rse = reed_solomon_erasure::galois_8::ReedSolomon::new(k, m).unwrap();
+        let mut rse_parity = vec![vec![0u8; SYMBOL]; m];
+        rse.encode_sep(&data, &mut rse_parity).unwrap();
+
+        let flat: Vec<u8> = data.concat();
+        let config =
+            raptorq::ObjectTransmissionInformation::new(flat.len() as u64, SYMBOL as u16, 1, 1, 8);
+        let rq_encoder = raptorq::SourceBlockEncoder::new(0, &config, &flat);
+        let rq_source = rq_encoder.source_packets();
+        let rq_repair = rq_encoder.repair_packets(0, m as u32 + 8);
+
+        let mut fec_encoder = fec::BlockEncoder::new(k, m, SYMBOL).unwrap();
+        for payload in &data {
+            fec_encoder.push_source(payload).unwrap();
+        }
+        fec_encoder.finish().unwrap();
+        let fec_parity: Vec<Vec<u8>> = (0..=m)
+            .map(|index| fec_encoder.parity(index).unwrap().to_vec())
+            .collect();
+        let mut fec_decoder = fec::BlockDecoder::new(k, m, SYMBOL).unwrap();
+
+        for lost in LOSSES {
+            let shape = format!("k{k}_m{m}_lost{lost}");
+            let patterns = loss_patterns(k, lost, 3 + lost as u64);
+
+            let mut decoder = reed_solomon_simd::ReedSolomonDecoder::new(k, m, SYMBOL).unwrap();
+            let mut restored = vec![0u8; SYMBOL];
+            let mut turn = 0;
+            group.bench_function(BenchmarkId::new("recover/rs-simd", &shape), |b| {
+                b.iter(|| {
+                    let pattern = &patterns[turn % PATTERNS];
+                    turn += 1;
+                    decoder.reset(k, m, SYMBOL).unwrap();
+                    for (index, shard) in data.iter().enumerate() {
+                        if !pattern.contains(&index) {
+                            decoder.add_original_shard(index, shard).unwrap();
+                        }
+                    }
+                    for (index, shard) in rs_parity.iter().take(lost).enumerate() {
+                        decoder.add_recovery_shard(index, shard).unwrap();
+                    }
+                    let result = decoder.decode().unwrap();
+                    for (_, shard) in result.restored_original_iter() {
+                        restored.copy_from_slice(shard);
+                    }
+                })
+            });
+
+            // Shards handed over in place with a presence flag: no allocation per decode.
+            let mut shards: Vec<(Vec<u8>, bool)> = data
+                .iter()
+                .chain(rse_parity.iter())
+                .map(|shard| (shard.clone(), true))
+                .collect();
+            let mut turn = 0;
+            group.bench_function(BenchmarkId::new("recover/rs-erasure", &shape), |b| {
+                b.iter(|| {
+                    let pattern = &patterns[turn % PATTERNS];
+                    turn += 1;
+                    for (index, shard) in shards.iter_mut().enumerate() {
+                        shard.1 = if index < k {
+                            !pattern.contains(&index)
+                        } else {
+                            index - k < lost
+                        };
+                    }
+                    rse.reconstruct_data(&mut shards).unwrap();
+                })
+            });
+            let fixed = &patterns[0];
+            group.bench_function(
+                BenchmarkId::new("recover/rs-erasure-same-pattern", &shape),
+                |b| {
+                    b.iter(|| {
+                        for (index, shard) in shards.iter_mut().enumerate() {
+                            shard.1 = if index < k {
+                                !fixed.contains(&index)
+                            } else {
+                                index - k < lost
+                            };
+                        }
+                        rse.reconstruct_data(&mut shards).unwrap();
+                    })
+                },
+            );
+
+            let mut turn = 0;
+            group.bench_function(BenchmarkId::new("recover/raptorq", &shape), |b| {
+                b.iter(|| {
+                    let pattern = &patterns[turn % PATTERNS];
+                    turn += 1;
+                    let mut decoder =
+                        raptorq::SourceBlockDecoder::new(0, &config, flat.len() as u64);
+                    let received = rq_source
+                        .iter()
+                        .enumerate()
+                        .filter(|(index, _)| !pattern.contains(index))
+                        .map(|(_, packet)| packet.clone())
+                        .chain(rq_repair.iter().take(lost).cloned());
+                    // RaptorQ is not MDS: ~0.4 % of patterns need one more repair symbol.
+                    match decoder.decode(received) {
+                        Some(out) => black_box(out),
+                        None => decoder
+                            .decode(rq_repair.iter().skip(lost).cloned())
+                            .expect("raptorq decodes with 8 extra repair symbols"),
+                    }
+                })
+            });
+
+            // rmcast's adapter as the receiver uses it: sources and parity copied in by index,
+            // then recovery. One loss takes the XOR parity (index 0); more take RS parities 1..=e.
+            let mut turn = 0;
+            group.bench_function(BenchmarkId::new("recover/rmcast-fec", &shape), |b| {
+                b.iter(|| {
+                    let pattern = &patterns[turn % PATTERNS];
+                    turn += 1;
+                    fec_decoder.reset(k).unwrap();
+                    for (index, payload) in data.iter().enumerate() {
+                        if !pattern.contains(&index) {
+                            fec_decoder.add_source(index, payload).unwrap();
+                        }
+                    }
+                    let parity = if lost == 1 { 0..1 } else { 1..lost + 1 };
+                    for index in parity {
+                        fec_decoder.add_parity(index, &fec_parity[index]).unwrap();
+                    }
+                    black_box(fec_decoder.recover().unwrap())
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime).without_plots();
+    targets = encode, recover
+}
+criterion_main!(benches);

@@ -1,0 +1,337 @@
+//! Round trips through `BlockEncoder` → loss → `BlockDecoder`: exhaustive loss patterns for a
+//! small block, seeded random patterns for (64, 16), exact lengths (0 included), and rejection
+//! of malformed input.
+
+use super::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Payloads of varied lengths, 0 and `max` included, deterministic from `seed`.
+fn payloads(k: usize, max: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..k)
+        .map(|index| {
+            let len = match index % 4 {
+                0 => 0,
+                1 => max,
+                _ => rng.random_range(0..=max),
+            };
+            (0..len).map(|_| rng.random()).collect()
+        })
+        .collect()
+}
+
+/// Encodes `data` as one block; returns the parity symbols 0..=m.
+fn encode(encoder: &mut BlockEncoder, data: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    encoder.reset();
+    for payload in data {
+        encoder.push_source(payload).expect("source fits");
+    }
+    encoder.finish().expect("block encodes");
+    (0..=encoder.rs_parity_count())
+        .map(|index| encoder.parity(index).expect("parity exists").to_vec())
+        .collect()
+}
+
+/// Feeds the decoder every symbol not in the lost sets, recovers, and checks every source.
+fn recover_and_check(
+    decoder: &mut BlockDecoder,
+    data: &[Vec<u8>],
+    parity: &[Vec<u8>],
+    lost_sources: &[usize],
+    lost_parity: &[usize],
+) {
+    decoder.reset(data.len()).expect("k in range");
+    assert_eq!(decoder.k(), data.len());
+    for (index, payload) in data.iter().enumerate() {
+        if !lost_sources.contains(&index) {
+            assert_eq!(decoder.add_source(index, payload), Ok(Added::New));
+        }
+    }
+    for (index, symbol) in parity.iter().enumerate() {
+        if !lost_parity.contains(&index) {
+            assert_eq!(decoder.add_parity(index, symbol), Ok(Added::New));
+        }
+    }
+    let rs_held = (1..parity.len())
+        .filter(|index| !lost_parity.contains(index))
+        .count();
+    let xor_held = !lost_parity.contains(&XOR_PARITY);
+    let expected = lost_sources.is_empty()
+        || (lost_sources.len() == 1 && xor_held)
+        || lost_sources.len() <= rs_held;
+    assert_eq!(
+        decoder.can_recover(),
+        expected,
+        "lost {lost_sources:?} / parity {lost_parity:?}"
+    );
+    if !expected {
+        assert_eq!(
+            decoder.recover(),
+            Err(FecError::NotRecoverable {
+                missing: lost_sources.len()
+            })
+        );
+        return;
+    }
+    assert_eq!(decoder.recover(), Ok(lost_sources.len()));
+    assert_eq!(decoder.missing(), 0);
+    for (index, payload) in data.iter().enumerate() {
+        assert_eq!(
+            decoder.source(index),
+            Some(payload.as_slice()),
+            "source {index}"
+        );
+        assert_eq!(decoder.was_recovered(index), lost_sources.contains(&index));
+    }
+}
+
+/// Every subset of `0..n`, as sorted index lists.
+fn subsets(n: usize) -> impl Iterator<Item = Vec<usize>> {
+    (0u32..1 << n).map(move |bits| (0..n).filter(|bit| bits & (1 << bit) != 0).collect())
+}
+
+#[test]
+fn every_loss_pattern_of_a_small_block_recovers_exactly() {
+    let (k, m, max) = (6, 3, 40);
+    let mut encoder = BlockEncoder::new(k, m, max).unwrap();
+    let mut decoder = BlockDecoder::new(k, m, max).unwrap();
+    let data = payloads(k, max, 1);
+    let parity = encode(&mut encoder, &data);
+    let mut recovered_patterns = 0;
+    // Every subset of the k + m + 1 symbols: sources lost × parity lost.
+    for lost_sources in subsets(k) {
+        for lost_parity in subsets(m + 1) {
+            recover_and_check(&mut decoder, &data, &parity, &lost_sources, &lost_parity);
+            let rs_lost = lost_parity
+                .iter()
+                .filter(|&&index| index != XOR_PARITY)
+                .count();
+            if lost_sources.len() + rs_lost <= m {
+                // The Reed-Solomon part is MDS: any m losses among its k + m symbols recover.
+                assert!(decoder.missing() == 0);
+                recovered_patterns += 1;
+            }
+        }
+    }
+    assert!(recovered_patterns > 100);
+}
+
+#[test]
+fn random_loss_patterns_of_a_64_16_block_recover() {
+    use rand::seq::index::sample;
+    let (k, m, max) = (64, 16, 1400);
+    let mut encoder = BlockEncoder::new(k, m, max).unwrap();
+    let mut decoder = BlockDecoder::new(k, m, max).unwrap();
+    let mut rng = SmallRng::seed_from_u64(7);
+    for round in 0..40 {
+        let data = payloads(k, max, 100 + round);
+        let parity = encode(&mut encoder, &data);
+        let lost_count = rng.random_range(0..=m);
+        let lost_total = sample(&mut rng, k + m + 1, lost_count).into_vec();
+        let lost_sources: Vec<usize> = lost_total.iter().copied().filter(|&i| i < k).collect();
+        let lost_parity: Vec<usize> = lost_total
+            .iter()
+            .filter(|&&i| i >= k)
+            .map(|i| i - k)
+            .collect();
+        recover_and_check(&mut decoder, &data, &parity, &lost_sources, &lost_parity);
+        // At most m symbols lost of k + m + 1: always recoverable.
+        assert_eq!(decoder.missing(), 0, "round {round}");
+    }
+}
+
+#[test]
+fn single_loss_uses_the_xor_parity_alone() {
+    let (k, m, max) = (64, 16, 1400);
+    let mut encoder = BlockEncoder::new(k, m, max).unwrap();
+    let mut decoder = BlockDecoder::new(k, m, max).unwrap();
+    let data = payloads(k, max, 3);
+    let parity = encode(&mut encoder, &data);
+    let only_xor: Vec<usize> = (1..=m).collect();
+    for lost in 0..k {
+        recover_and_check(&mut decoder, &data, &parity, &[lost], &only_xor);
+    }
+    // Two losses with the XOR parity and one RS parity: the codes do not combine.
+    let all_but_xor_and_first_rs: Vec<usize> = (2..=m).collect();
+    recover_and_check(
+        &mut decoder,
+        &data,
+        &parity,
+        &[5, 9],
+        &all_but_xor_and_first_rs,
+    );
+    assert!(!decoder.can_recover());
+}
+
+#[test]
+fn short_flushed_block_and_all_empty_payloads_round_trip() {
+    let (max_k, m, max) = (32, 4, 1400);
+    let mut encoder = BlockEncoder::new(max_k, m, max).unwrap();
+    let mut decoder = BlockDecoder::new(max_k, m, max).unwrap();
+    // A flush closes the block after 3 sources; all payloads empty gives 2-byte symbols.
+    let data = vec![Vec::new(); 3];
+    let parity = encode(&mut encoder, &data);
+    assert!(
+        parity
+            .iter()
+            .all(|symbol| symbol.len() == symbol_len_for(0))
+    );
+    recover_and_check(&mut decoder, &data, &parity, &[0, 1, 2], &[0]);
+    // One source of k = 1.
+    let data = vec![vec![7u8; 5]];
+    let parity = encode(&mut encoder, &data);
+    assert_eq!(parity[0].len(), symbol_len_for(5));
+    recover_and_check(&mut decoder, &data, &parity, &[0], &[1, 2, 3, 4]);
+}
+
+#[test]
+fn symbol_length_follows_the_longest_payload() {
+    let mut encoder = BlockEncoder::new(4, 2, 1400).unwrap();
+    let data = vec![vec![1u8; 10], vec![2u8; 301], Vec::new()];
+    let parity = encode(&mut encoder, &data);
+    // 2-byte prefix + 301 rounded up to even.
+    assert!(parity.iter().all(|symbol| symbol.len() == 304));
+}
+
+#[test]
+fn encoder_rejects_misuse() {
+    assert!(matches!(
+        BlockEncoder::new(0, 4, 100),
+        Err(FecError::Shape { .. })
+    ));
+    assert!(matches!(
+        BlockEncoder::new(256, 4, 100),
+        Err(FecError::Shape { .. })
+    ));
+    assert!(matches!(
+        BlockEncoder::new(8, 0, 100),
+        Err(FecError::Shape { .. })
+    ));
+    assert!(matches!(
+        BlockEncoder::new(8, 255, 100),
+        Err(FecError::Shape { .. })
+    ));
+    assert!(matches!(
+        BlockEncoder::new(8, 4, MAX_PAYLOAD + 1),
+        Err(FecError::Shape { .. })
+    ));
+    let mut encoder = BlockEncoder::new(2, 2, 100).unwrap();
+    assert_eq!(encoder.parity(0), Err(FecError::NotFinished));
+    assert_eq!(encoder.finish(), Err(FecError::NotFinished));
+    assert_eq!(
+        encoder.push_source(&[0; 101]),
+        Err(FecError::PayloadTooLong { len: 101, max: 100 })
+    );
+    encoder.push_source(&[1; 100]).unwrap();
+    encoder.push_source(&[2; 3]).unwrap();
+    assert!(encoder.is_full());
+    assert_eq!(encoder.push_source(&[3]), Err(FecError::BlockFull { k: 2 }));
+    assert_eq!(encoder.finish(), Ok(102));
+    assert_eq!(encoder.finish(), Err(FecError::NotFinished));
+    assert_eq!(
+        encoder.parity(3),
+        Err(FecError::ParityIndex { index: 3, m: 2 })
+    );
+    encoder.reset();
+    assert_eq!(encoder.source_count(), 0);
+    assert_eq!(encoder.parity(0), Err(FecError::NotFinished));
+}
+
+#[test]
+fn decoder_rejects_malformed_input() {
+    let (k, m, max) = (8, 2, 100);
+    let mut encoder = BlockEncoder::new(k, m, max).unwrap();
+    let data = payloads(k, 50, 9);
+    let parity = encode(&mut encoder, &data);
+    let symbol_len = parity[0].len();
+    let mut decoder = BlockDecoder::new(k, m, max).unwrap();
+    assert!(matches!(decoder.reset(0), Err(FecError::Shape { .. })));
+    assert!(matches!(decoder.reset(9), Err(FecError::Shape { .. })));
+    decoder.reset(k).unwrap();
+    assert_eq!(
+        decoder.add_source(8, &[]),
+        Err(FecError::SourceIndex { index: 8, k })
+    );
+    assert_eq!(
+        decoder.add_source(0, &[0; 101]),
+        Err(FecError::PayloadTooLong { len: 101, max })
+    );
+    assert_eq!(
+        decoder.add_parity(3, &parity[0]),
+        Err(FecError::ParityIndex { index: 3, m })
+    );
+    // Odd, oversized, and too short for a source already held.
+    decoder.add_source(0, &[5; 60]).unwrap();
+    assert!(matches!(
+        decoder.add_parity(0, &[0; 63]),
+        Err(FecError::SymbolLen { .. })
+    ));
+    assert!(matches!(
+        decoder.add_parity(0, &[0; 104]),
+        Err(FecError::SymbolLen { .. })
+    ));
+    assert!(matches!(
+        decoder.add_parity(0, &[0; 60]),
+        Err(FecError::SymbolLen { .. })
+    ));
+    // Once the first parity fixed the symbol length, others must match it and sources fit it.
+    decoder.reset(k).unwrap();
+    decoder.add_parity(1, &parity[1]).unwrap();
+    assert_eq!(decoder.add_parity(1, &parity[1]), Ok(Added::Duplicate));
+    assert!(matches!(
+        decoder.add_parity(2, &parity[2][..symbol_len - 2]),
+        Err(FecError::SymbolLen { .. })
+    ));
+    assert!(matches!(
+        decoder.add_source(1, &vec![0; symbol_len - 1]),
+        Err(FecError::PayloadTooLong { .. })
+    ));
+    assert_eq!(decoder.add_source(1, &data[1]), Ok(Added::New));
+    assert_eq!(decoder.add_source(1, &data[1]), Ok(Added::Duplicate));
+    assert_eq!(
+        decoder.recover(),
+        Err(FecError::NotRecoverable { missing: 7 })
+    );
+    assert_eq!(decoder.source(7), None);
+    assert_eq!(decoder.source(99), None);
+}
+
+#[test]
+fn garbage_parity_never_panics_and_bad_lengths_are_caught() {
+    let (k, m, max) = (16, 4, 200);
+    let mut decoder = BlockDecoder::new(k, m, max).unwrap();
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut corrupt_seen = 0;
+    for _ in 0..200 {
+        decoder.reset(k).unwrap();
+        let symbol_len = 2 * rng.random_range(1..=101);
+        for index in 0..k {
+            if rng.random_bool(0.8) {
+                let len = rng.random_range(0..=symbol_len - LEN_PREFIX);
+                let payload: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                // Sources longer than a parity that came first are refused, not stored.
+                let _ = decoder.add_source(index, &payload);
+            }
+        }
+        for index in 0..=m {
+            let symbol: Vec<u8> = (0..symbol_len).map(|_| rng.random()).collect();
+            let _ = decoder.add_parity(index, &symbol);
+        }
+        match decoder.recover() {
+            Ok(_) => {
+                for index in 0..k {
+                    let payload = decoder
+                        .source(index)
+                        .expect("every source held after recovery");
+                    assert!(payload.len() + LEN_PREFIX <= symbol_len);
+                }
+            }
+            Err(FecError::CorruptRecovery { .. }) => corrupt_seen += 1,
+            Err(FecError::NotRecoverable { .. }) => {}
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    // Random parity almost always decodes to an impossible length prefix.
+    assert!(corrupt_seen > 50, "{corrupt_seen}");
+}
