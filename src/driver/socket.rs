@@ -1,0 +1,452 @@
+//! The group socket: multicast set-up with socket2 and batched I/O with quinn-udp.
+//!
+//! Set-up ([`GroupSocket::open`]) binds the group address itself (so the kernel delivers only
+//! this group's datagrams, even when other groups share the port), with `SO_REUSEADDR` and
+//! `SO_REUSEPORT` so every member on the host can bind it; joins the group on the configured
+//! interface; and always sets `IP_MULTICAST_IF`, the TTL and `IP_MULTICAST_LOOP` from the
+//! configuration, so traffic leaves only where the configuration says. Buffers are asked for
+//! with `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` (permitted with `CAP_NET_ADMIN`), falling back to the
+//! `rmem_max`/`wmem_max`-capped plain options; what the kernel granted is reported.
+//!
+//! I/O: receive with quinn-udp (`recvmmsg`, and GRO where the kernel has it: one buffer may hold
+//! many equal-size datagrams, split here by `stride`); send through [`TxBatch`], which packs
+//! consecutive equal-size datagrams to one destination into one UDP GSO send (`UDP_SEGMENT`),
+//! or sends them one by one where GSO is missing or was refused (quinn-udp then lowers
+//! `max_gso_segments` to 1 for good).
+//!
+//! Invariants: the socket is non-blocking; no datagram is split or merged on the wire (GSO
+//! segments are exactly the datagrams the core produced); a batch never exceeds the kernel's
+//! segment count or the 64 KiB UDP GSO payload limit.
+
+use crate::config::GroupConfig;
+use crate::error::JoinError;
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+
+/// Most UDP payload bytes one GSO send may carry (65,535 minus the IPv4 and UDP headers).
+const MAX_GSO_PAYLOAD: usize = 65_507;
+/// Receive slot size: one datagram, or one GRO-coalesced run, which the kernel caps at 64 KiB.
+const RECV_SLOT: usize = 1 << 16;
+
+/// What the kernel granted when the socket was opened.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Granted {
+    /// `SO_RCVBUF` as read back (Linux reports twice the usable size: it counts bookkeeping).
+    pub(crate) recv_buffer: u64,
+    /// `SO_SNDBUF` as read back.
+    pub(crate) send_buffer: u64,
+    /// Most segments per GRO receive (1 = no GRO).
+    pub(crate) gro_segments: u64,
+}
+
+/// The member's one socket, bound to the group address and port.
+pub(crate) struct GroupSocket {
+    socket: Socket,
+    state: UdpSocketState,
+    group: SocketAddr,
+    granted: Granted,
+    recv_buffers: Vec<u8>,
+    recv_meta: Vec<RecvMeta>,
+}
+
+/// Builds the `JoinError` for a failed set-up step.
+fn failed(action: impl Into<String>, group: SocketAddr) -> impl FnOnce(io::Error) -> JoinError {
+    move |source| JoinError::Socket {
+        action: action.into(),
+        group,
+        source,
+    }
+}
+
+impl GroupSocket {
+    /// Opens, configures and joins. `config` must have passed `validate_network`, so the group
+    /// is IPv4 multicast and the interface IPv4.
+    pub(crate) fn open(config: &GroupConfig) -> Result<GroupSocket, JoinError> {
+        let group = config.group;
+        let (SocketAddr::V4(group_v4), IpAddr::V4(interface)) = (group, config.interface) else {
+            return Err(JoinError::Socket {
+                action: "use an IPv6 group or interface (only IPv4 is supported)".into(),
+                group,
+                source: io::Error::from(io::ErrorKind::Unsupported),
+            });
+        };
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(failed("create a UDP socket", group))?;
+        socket
+            .set_reuse_address(true)
+            .map_err(failed("set SO_REUSEADDR", group))?;
+        socket
+            .set_reuse_port(true)
+            .map_err(failed("set SO_REUSEPORT", group))?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        socket
+            .set_multicast_all_v4(false)
+            .map_err(failed("clear IP_MULTICAST_ALL", group))?;
+        set_buffer(&socket, Buffer::Receive, config.recv_buffer).map_err(failed(
+            format!("set a receive buffer of {} bytes", config.recv_buffer),
+            group,
+        ))?;
+        set_buffer(&socket, Buffer::Send, config.send_buffer).map_err(failed(
+            format!("set a send buffer of {} bytes", config.send_buffer),
+            group,
+        ))?;
+        socket.bind(&SocketAddr::V4(group_v4).into()).map_err(failed(
+            format!(
+                "bind {group_v4} (is the port free of non-reusing sockets, and the address a multicast group?)"
+            ),
+            group,
+        ))?;
+        socket
+            .join_multicast_v4(group_v4.ip(), &interface)
+            .map_err(failed(
+                format!(
+                    "join the group on interface {interface} (it must be the IPv4 address of an up, multicast-capable local interface)"
+                ),
+                group,
+            ))?;
+        socket.set_multicast_if_v4(&interface).map_err(failed(
+            format!("send from interface {interface} (IP_MULTICAST_IF)"),
+            group,
+        ))?;
+        let ttl = config.effective_ttl();
+        socket
+            .set_multicast_ttl_v4(ttl)
+            .map_err(failed(format!("set multicast TTL {ttl} (0..=255)"), group))?;
+        socket
+            .set_multicast_loop_v4(config.loopback)
+            .map_err(failed("set IP_MULTICAST_LOOP", group))?;
+        let state = UdpSocketState::new((&socket).into())
+            .map_err(failed("prepare batched I/O (quinn-udp)", group))?;
+        let granted = Granted {
+            recv_buffer: socket
+                .recv_buffer_size()
+                .map_err(failed("read back SO_RCVBUF", group))? as u64,
+            send_buffer: socket
+                .send_buffer_size()
+                .map_err(failed("read back SO_SNDBUF", group))? as u64,
+            gro_segments: state.gro_segments() as u64,
+        };
+        let slots = quinn_udp::BATCH_SIZE.max(1);
+        Ok(GroupSocket {
+            socket,
+            state,
+            group,
+            granted,
+            recv_buffers: vec![0; slots * RECV_SLOT],
+            recv_meta: vec![RecvMeta::default(); slots],
+        })
+    }
+
+    /// The group address and port this socket is bound to.
+    pub(crate) fn group(&self) -> SocketAddr {
+        self.group
+    }
+
+    /// Buffer sizes and GRO as granted by the kernel.
+    pub(crate) fn granted(&self) -> Granted {
+        self.granted
+    }
+
+    /// Most datagrams one GSO send may carry now (1 = no GSO).
+    pub(crate) fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments().max(1)
+    }
+
+    /// The descriptor to wait on.
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Reads one batch (one `recvmmsg`) and hands every datagram to `deliver`, GRO runs split
+    /// into their datagrams. Returns how many datagrams were delivered; 0 when nothing was
+    /// waiting.
+    pub(crate) fn recv_batch(
+        &mut self,
+        mut deliver: impl FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
+        let mut slices: Vec<IoSliceMut<'_>> = self
+            .recv_buffers
+            .chunks_mut(RECV_SLOT)
+            .map(IoSliceMut::new)
+            .collect();
+        let filled = match self
+            .state
+            .recv((&self.socket).into(), &mut slices, &mut self.recv_meta)
+        {
+            Ok(filled) => filled,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(0),
+            Err(err) => return Err(err),
+        };
+        let mut delivered = 0;
+        for (meta, slice) in self.recv_meta[..filled].iter().zip(&slices) {
+            let run = &slice[..meta.len.min(slice.len())];
+            if meta.stride == 0 || meta.stride >= run.len() {
+                deliver(meta.addr, run);
+                delivered += 1;
+            } else {
+                for datagram in run.chunks(meta.stride) {
+                    deliver(meta.addr, datagram);
+                    delivered += 1;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Sends one datagram or GSO run. `Err(WouldBlock)` means nothing was sent.
+    fn send(
+        &self,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment_size: Option<usize>,
+    ) -> io::Result<()> {
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size,
+            src_ip: None,
+        };
+        self.state.try_send((&self.socket).into(), &transmit)
+    }
+}
+
+/// Which socket buffer.
+#[derive(Clone, Copy)]
+enum Buffer {
+    Receive,
+    Send,
+}
+
+/// Asks for `bytes` of buffer: the `FORCE` option first (ignores `rmem_max`/`wmem_max`, needs
+/// `CAP_NET_ADMIN`), then the plain option, which the kernel silently caps.
+fn set_buffer(socket: &Socket, buffer: Buffer, bytes: usize) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let option = match buffer {
+            Buffer::Receive => libc::SO_RCVBUFFORCE,
+            Buffer::Send => libc::SO_SNDBUFFORCE,
+        };
+        // The kernel doubles the value; half of c_int::MAX is already far beyond any sane size.
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX / 2);
+        // SAFETY: the descriptor is open for the duration of the call; the option value is a
+        // c_int that outlives the call and the length passed is its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&raw const value).cast::<libc::c_void>(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        // EPERM without CAP_NET_ADMIN: fall through to the capped option.
+    }
+    match buffer {
+        Buffer::Receive => socket.set_recv_buffer_size(bytes),
+        Buffer::Send => socket.set_send_buffer_size(bytes),
+    }
+}
+
+/// Outcome of [`TxBatch::flush`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Everything handed to the kernel (or counted as a send error).
+    Done,
+    /// The send buffer is full: the batch is kept; wait for the socket to be writable.
+    Blocked,
+}
+
+/// Datagrams waiting to be handed to the kernel: consecutive equal-size datagrams to one
+/// destination, packed back to back for one GSO send (the last may be shorter).
+pub(crate) struct TxBatch {
+    buffer: Vec<u8>,
+    destination: Option<SocketAddr>,
+    segment_size: usize,
+    segments: usize,
+    /// A shorter datagram ended the run: nothing more may join it.
+    sealed: bool,
+    /// Datagrams lost to send errors.
+    pub(crate) errors: u64,
+}
+
+impl Default for TxBatch {
+    fn default() -> Self {
+        TxBatch {
+            buffer: Vec::with_capacity(MAX_GSO_PAYLOAD),
+            destination: None,
+            segment_size: 0,
+            segments: 0,
+            sealed: false,
+            errors: 0,
+        }
+    }
+}
+
+impl TxBatch {
+    /// Whether nothing waits to be sent.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.segments == 0
+    }
+
+    /// Whether `datagram` to `destination` can join the current run.
+    fn fits(&self, socket: &GroupSocket, destination: SocketAddr, len: usize) -> bool {
+        self.segments == 0
+            || (!self.sealed
+                && self.destination == Some(destination)
+                && len <= self.segment_size
+                && self.segments < socket.max_gso_segments()
+                && self.buffer.len() + len <= MAX_GSO_PAYLOAD)
+    }
+
+    /// Queues `datagram`, first sending the current run if the datagram cannot join it.
+    /// `Blocked` means the socket refused the current run: `datagram` was not queued, retry it
+    /// once the socket is writable.
+    pub(crate) fn push(
+        &mut self,
+        socket: &GroupSocket,
+        destination: SocketAddr,
+        datagram: &[u8],
+    ) -> Flushed {
+        if !self.fits(socket, destination, datagram.len()) && self.flush(socket) == Flushed::Blocked
+        {
+            return Flushed::Blocked;
+        }
+        if self.segments == 0 {
+            self.destination = Some(destination);
+            self.segment_size = datagram.len();
+            self.sealed = false;
+        } else if datagram.len() < self.segment_size {
+            self.sealed = true;
+        }
+        self.buffer.extend_from_slice(datagram);
+        self.segments += 1;
+        // A zero-length datagram cannot be a GSO segment: send it alone.
+        if datagram.is_empty() {
+            self.sealed = true;
+        }
+        Flushed::Done
+    }
+
+    /// Hands the current run to the kernel.
+    pub(crate) fn flush(&mut self, socket: &GroupSocket) -> Flushed {
+        let Some(destination) = self.destination else {
+            return Flushed::Done;
+        };
+        if self.segments == 0 {
+            return Flushed::Done;
+        }
+        let segment_size = (self.segments > 1).then_some(self.segment_size);
+        match socket.send(destination, &self.buffer, segment_size) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
+            Err(err) => {
+                tracing::debug!(%err, segments = self.segments, "send failed");
+                self.errors += self.segments as u64;
+            }
+        }
+        self.buffer.clear();
+        self.segments = 0;
+        self.destination = None;
+        Flushed::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn open(group: &str) -> GroupSocket {
+        let config = GroupConfig::on_loopback(group.parse().unwrap()).recv_buffer(4 << 20);
+        config.validate_network().unwrap();
+        GroupSocket::open(&config).unwrap()
+    }
+
+    /// Receives until `want` datagrams arrived or 5 s passed.
+    fn collect(socket: &mut GroupSocket, want: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        for _ in 0..5000 {
+            socket
+                .recv_batch(|_, datagram| got.push(datagram.to_vec()))
+                .unwrap();
+            if got.len() >= want {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        got
+    }
+
+    #[test]
+    fn gso_runs_arrive_as_the_original_datagrams_in_order() {
+        let sender = open("239.255.77.1:47001");
+        let mut receiver = open("239.255.77.1:47001");
+        let mut batch = TxBatch::default();
+        let mut sent = Vec::new();
+        // Equal sizes (one GSO run), a shorter tail, then an empty datagram and odd sizes.
+        for i in 0..100u32 {
+            let len = match i {
+                0..=59 => 1200,
+                60 => 700,
+                61 => 0,
+                _ => 1 + (i as usize * 37) % 1500,
+            };
+            let datagram: Vec<u8> = (0..len).map(|b| (b as u32 ^ i) as u8).collect();
+            assert_eq!(
+                batch.push(&sender, sender.group(), &datagram),
+                Flushed::Done
+            );
+            sent.push(datagram);
+        }
+        assert_eq!(batch.flush(&sender), Flushed::Done);
+        assert_eq!(batch.errors, 0);
+        assert!(batch.is_empty());
+        let got = collect(&mut receiver, sent.len());
+        assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn groups_sharing_a_port_do_not_hear_each_other() {
+        let sender = open("239.255.77.2:47002");
+        let mut other = open("239.255.77.3:47002");
+        let mut same = open("239.255.77.2:47002");
+        let mut batch = TxBatch::default();
+        batch.push(&sender, sender.group(), b"hello");
+        batch.flush(&sender);
+        assert_eq!(collect(&mut same, 1), vec![b"hello".to_vec()]);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            other
+                .recv_batch(|_, _| panic!("foreign group heard"))
+                .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn buffers_are_granted_and_reported() {
+        let socket = open("239.255.77.4:47004");
+        // Asked 4 MiB: granted at least that much, or the plain option's cap if FORCE was refused.
+        assert!(socket.granted().recv_buffer > 0);
+        assert!(socket.granted().send_buffer > 0);
+        assert!(socket.granted().gro_segments >= 1);
+    }
+
+    #[test]
+    fn an_interface_that_is_not_local_is_a_join_error_naming_the_interface() {
+        let config = GroupConfig::on_loopback("239.255.77.5:47005".parse().unwrap())
+            .interface(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)));
+        let err = GroupSocket::open(&config).err().expect("join must fail");
+        let text = err.to_string();
+        assert!(text.contains("203.0.113.7"), "{text}");
+    }
+}
