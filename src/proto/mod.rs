@@ -5,7 +5,7 @@
 //! [`source::SourceState`] (what this member sends: sequencing, window, pacing, SPM, NAK → NCF →
 //! RDATA) and [`receiver::ReceiverState`] (every other source it hears: gaps, NAKs, delivery).
 
-pub mod event;
+pub(crate) mod event;
 pub(crate) mod receiver;
 pub(crate) mod source;
 pub(crate) mod fec;

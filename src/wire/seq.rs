@@ -19,12 +19,6 @@ impl SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }
 
-    /// The sequence number `n` before this one (wrapping).
-    #[must_use]
-    pub(crate) fn sub(self, n: u32) -> SeqNum {
-        SeqNum(self.0.wrapping_sub(n))
-    }
-
     /// The next sequence number.
     #[must_use]
     pub(crate) fn next(self) -> SeqNum {
@@ -83,7 +77,7 @@ mod tests {
         assert!(zero > max);
         assert!(SeqNum(u32::MAX - 5) < SeqNum(3));
         assert_eq!(max.next(), zero);
-        assert_eq!(zero.sub(1), max);
+        assert_eq!(zero.add(u32::MAX), max);
         assert_eq!(SeqNum(3).distance_from(SeqNum(u32::MAX - 5)), 9);
     }
 
