@@ -183,6 +183,14 @@ impl GroupConfig {
         self
     }
 
+    /// Least time a receiver keeps asking for a missing packet before reporting it
+    /// `Unrecoverable`, even when its NAK retries run out sooner. Default 1 s. Data the source
+    /// reports gone (left its window) is reported at once.
+    pub fn give_up_after(mut self, duration: Duration) -> Self {
+        self.settings.nak_give_up_after = duration;
+        self
+    }
+
     /// Validates the protocol part of the configuration.
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         if !(0.0..1.0).contains(&self.inject_loss_rx) {
@@ -261,6 +269,9 @@ pub(crate) struct Settings {
     pub(crate) nak_ncf_retries: u32,
     /// Times an NCF'd packet may fail to arrive (NAK cycle restarted) before giving up.
     pub(crate) nak_data_retries: u32,
+    /// Least time from finding a packet missing to giving it up when retries run out (the
+    /// source saying the data is gone ends recovery sooner).
+    pub(crate) nak_give_up_after: Duration,
     /// Most sources tracked at once; further sources are ignored (counted as out of window).
     pub(crate) max_sources: usize,
     /// A receiver meeting a source mid-stream asks for up to this many older packets still in
@@ -289,6 +300,7 @@ impl Default for Settings {
             nak_backoff_c2: 2.0,
             nak_ncf_retries: 10,
             nak_data_retries: 10,
+            nak_give_up_after: Duration::from_secs(1),
             max_sources: 1024,
             join_backfill_packets: 1024,
         }

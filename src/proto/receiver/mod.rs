@@ -407,6 +407,7 @@ impl ReceiverState {
                     ncf_retries: settings.nak_ncf_retries,
                     data_retries: settings.nak_data_retries,
                     initial_spread: nak::INITIAL_SPREAD,
+                    give_up_after: settings.nak_give_up_after,
                 },
                 max_sources: settings.max_sources,
                 backfill: settings.join_backfill_packets.min(window - 1),

@@ -431,6 +431,7 @@ fn retries_exhausted_report_the_message_and_delivery_resumes() {
     let mut h = Harness::with(|s| {
         s.nak_ncf_retries = 1;
         s.nak_data_retries = 1;
+        s.nak_give_up_after = Duration::ZERO;
     });
     static B: &[u8] = b"bbbbbbbbbbbb";
     h.data(10, 10);
@@ -453,6 +454,7 @@ fn data_retries_are_bounded_too() {
     let mut h = Harness::with(|s| {
         s.nak_ncf_retries = 0;
         s.nak_data_retries = 2;
+        s.nak_give_up_after = Duration::ZERO;
     });
     h.data(10, 10);
     h.data(12, 10);
