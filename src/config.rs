@@ -133,7 +133,10 @@ impl GroupConfig {
     }
 
     /// Seed for every random choice (member id, backoff timers, injected loss). `None` (the
-    /// default) seeds from the operating system; a fixed seed makes a run replayable.
+    /// default) seeds from the operating system; a fixed seed makes a run replayable. Within
+    /// one process the seed is mixed with the number of earlier joins, so members joined with
+    /// the same seed still get distinct ids; members in *different* processes must not share a
+    /// fixed seed, or they get the same id and ignore each other's packets as their own.
     pub fn rng_seed(mut self, seed: Option<u64>) -> Self {
         self.settings.rng_seed = seed;
         self

@@ -151,9 +151,10 @@ pub struct RttSummary {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SocketStats {
-    /// Receive buffer size the kernel granted, in bytes.
+    /// Receive buffer size the kernel granted, in bytes, as read back with `getsockopt` (Linux
+    /// reports twice the usable payload space, since it counts its own bookkeeping).
     pub recv_buffer: u64,
-    /// Send buffer size the kernel granted, in bytes.
+    /// Send buffer size the kernel granted, in bytes, as read back (doubled on Linux, as above).
     pub send_buffer: u64,
     /// Largest number of datagrams the send path may hand the kernel in one segmentation offload call (1 = no GSO).
     pub gso_segments: u64,

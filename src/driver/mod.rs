@@ -154,13 +154,29 @@ pub(crate) struct Started {
     pub(crate) max_message_len: usize,
 }
 
+/// Joins made by this process so far: mixed into a fixed seed so that members joined with the
+/// same seed (an easy mistake in tests and examples) still get distinct ids and backoff draws,
+/// while a program that joins in a fixed order stays replayable.
+static JOINS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The session seed for a configured seed: the seed mixed with this process's join count
+/// (SplitMix64 finalizer, so consecutive counts give unrelated seeds).
+fn seed_for_join(seed: u64) -> u64 {
+    let n = JOINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut z = seed ^ n.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Validates `config`, opens and joins the socket, and starts the engine thread.
 pub(crate) fn start(config: &GroupConfig) -> Result<Started, JoinError> {
     let settings = config.validate_network()?;
     let socket = GroupSocket::open(config)?;
-    let seed = settings
-        .rng_seed
-        .unwrap_or_else(|| SmallRng::from_os_rng().next_u64());
+    let seed = match settings.rng_seed {
+        Some(seed) => seed_for_join(seed),
+        None => SmallRng::from_os_rng().next_u64(),
+    };
     let max_message_len = settings.max_message_len;
     let max_datagram = settings.max_datagram;
     let session = Session::new(settings, seed, now());
@@ -577,5 +593,20 @@ impl Engine {
             std::thread::sleep(MIN_SLEEP);
         }
         self.shared.waker.awake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seed_for_join;
+
+    #[test]
+    fn joins_with_one_fixed_seed_get_distinct_session_seeds() {
+        let seeds: Vec<u64> = (0..64).map(|_| seed_for_join(7)).collect();
+        let mut unique = seeds.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), seeds.len(), "two joins with seed 7 collided");
+        assert!(seeds.iter().all(|&s| s != 7), "the seed must be mixed, not passed through");
     }
 }
