@@ -81,15 +81,28 @@ pub enum Event {
 
 /// Where a datagram goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(any(test, feature = "sim")),
+    expect(unreachable_pub, reason = "public only through the sim feature")
+)]
 pub enum Destination {
     /// The group's multicast address.
     Group,
-    /// One member, by unicast.
+    /// One member, by unicast (the simulator routes it; the core does not emit it yet —
+    /// unicast repair to and from designated local repairers will).
+    #[cfg_attr(
+        not(any(test, feature = "sim")),
+        expect(dead_code, reason = "unicast repair paths are not wired into the core yet")
+    )]
     Peer(SocketAddr),
 }
 
 /// A datagram the core wants sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(any(test, feature = "sim")),
+    expect(unreachable_pub, reason = "public only through the sim feature")
+)]
 pub struct Transmit {
     /// Where to send it.
     pub destination: Destination,

@@ -15,7 +15,13 @@ use crate::error::SendError;
 use crate::stats::Stats;
 use crate::wire::{self, Packet, SeqNum, StreamId};
 use bytes::Bytes;
-pub use event::{Destination, Event, LostRange, SourceId, Transmit};
+// Transmit and Destination are public only through the simulator's API.
+#[cfg_attr(
+    not(any(test, feature = "sim")),
+    expect(unreachable_pub, reason = "public only through the sim feature")
+)]
+pub use event::{Destination, Transmit};
+pub use event::{Event, LostRange, SourceId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::net::SocketAddr;
