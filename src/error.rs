@@ -7,7 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 #[non_exhaustive]
 pub enum ConfigError {
     /// The group address is not a multicast address.
-    #[error("{0} is not a multicast address: use an IPv4 group such as 239.255.0.1 (239.255.0.0/16 is the site-local scope)")]
+    #[error(
+        "{0} is not a multicast address: use an IPv4 group such as 239.255.0.1 (239.255.0.0/16 is the site-local scope)"
+    )]
     NotMulticast(SocketAddr),
     /// IPv6 groups are not supported yet.
     #[error("IPv6 group {0} is not supported yet: use an IPv4 group such as 239.255.0.1")]
@@ -16,19 +18,25 @@ pub enum ConfigError {
     #[error("group port 0 cannot be shared: choose a fixed port such as 7400")]
     ZeroPort,
     /// The interface address does not match the group's address family.
-    #[error("interface {0} is not an IPv4 address: give the IPv4 address of the interface to use (127.0.0.1 for loopback)")]
+    #[error(
+        "interface {0} is not an IPv4 address: give the IPv4 address of the interface to use (127.0.0.1 for loopback)"
+    )]
     InterfaceFamily(IpAddr),
     /// A loss probability outside [0, 1).
     #[error("injected loss must be within 0.0..1.0, got {0}")]
     LossOutOfRange(f64),
     /// The datagram size cannot hold a header plus data, or exceeds what UDP carries.
-    #[error("max_datagram {0} is out of range: use 512..=65000 bytes (1400 fits a 1500-byte Ethernet MTU)")]
+    #[error(
+        "max_datagram {0} is out of range: use 512..=65000 bytes (1400 fits a 1500-byte Ethernet MTU)"
+    )]
     DatagramSize(usize),
     /// A numeric setting that must be positive is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
     /// A message size limit beyond what the window could ever hold.
-    #[error("max_message_len {max_message_len} exceeds window_bytes {window_bytes}: raise window_bytes or lower max_message_len")]
+    #[error(
+        "max_message_len {max_message_len} exceeds window_bytes {window_bytes}: raise window_bytes or lower max_message_len"
+    )]
     MessageExceedsWindow {
         /// The configured message limit.
         max_message_len: usize,
@@ -75,7 +83,9 @@ pub enum JoinError {
 #[non_exhaustive]
 pub enum SendError {
     /// The message is larger than the configured maximum.
-    #[error("message of {len} bytes exceeds max_message_len {max}: raise GroupConfig::max_message_len or split the message")]
+    #[error(
+        "message of {len} bytes exceeds max_message_len {max}: raise GroupConfig::max_message_len or split the message"
+    )]
     TooLarge {
         /// Message length.
         len: usize,

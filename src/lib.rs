@@ -50,11 +50,11 @@
 mod config;
 mod driver;
 mod error;
+#[cfg(any(fuzzing, test))]
+pub mod fuzzing;
 mod group;
 mod proto;
 mod ring;
-#[cfg(any(fuzzing, test))]
-pub mod fuzzing;
 mod stats;
 pub(crate) mod wire;
 

@@ -44,7 +44,14 @@ impl PacketCounters {
     /// Sum over all packet types.
     #[must_use]
     pub fn total(&self) -> Counter {
-        let all = [self.odata, self.rdata, self.nak, self.ncf, self.spm, self.report];
+        let all = [
+            self.odata,
+            self.rdata,
+            self.nak,
+            self.ncf,
+            self.spm,
+            self.report,
+        ];
         Counter {
             packets: all.iter().map(|c| c.packets).sum(),
             bytes: all.iter().map(|c| c.bytes).sum(),

@@ -35,7 +35,9 @@ fn code_lines(path: &Path) -> Vec<(usize, String)> {
 }
 
 fn violations(layer: &str, forbidden: &[(&str, &str)]) -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(layer);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src")
+        .join(layer);
     let mut found = Vec::new();
     for file in rust_files(&root) {
         for (line_no, code) in code_lines(&file) {
@@ -43,7 +45,9 @@ fn violations(layer: &str, forbidden: &[(&str, &str)]) -> Vec<String> {
                 if code.contains(needle) {
                     found.push(format!(
                         "{}:{line_no}: `{needle}` — {rule}",
-                        file.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&file).display()
+                        file.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                            .unwrap_or(&file)
+                            .display()
                     ));
                 }
             }
@@ -53,9 +57,18 @@ fn violations(layer: &str, forbidden: &[(&str, &str)]) -> Vec<String> {
 }
 
 const SANS_IO: &[(&str, &str)] = &[
-    ("crate::driver", "the sans-IO core must not depend on the driver"),
-    ("crate::ring", "the sans-IO core must not depend on the application rings"),
-    ("crate::group", "the sans-IO core must not depend on the public group API"),
+    (
+        "crate::driver",
+        "the sans-IO core must not depend on the driver",
+    ),
+    (
+        "crate::ring",
+        "the sans-IO core must not depend on the application rings",
+    ),
+    (
+        "crate::group",
+        "the sans-IO core must not depend on the public group API",
+    ),
     ("socket2", "no sockets below the driver"),
     ("UdpSocket", "no sockets below the driver"),
     ("std::thread", "no threads below the driver"),
@@ -87,7 +100,10 @@ fn wire_depends_on_nothing_else_in_the_crate() {
         ("crate::config", "wire depends on nothing else in the crate"),
         ("crate::stats", "wire depends on nothing else in the crate"),
         ("crate::sim", "wire depends on nothing else in the crate"),
-        ("Instant", "wire carries timestamps as numbers, never clocks"),
+        (
+            "Instant",
+            "wire carries timestamps as numbers, never clocks",
+        ),
     ]);
     let v = violations("wire", &rules);
     assert!(v.is_empty(), "boundary broken:\n{}", v.join("\n"));
@@ -98,7 +114,11 @@ fn the_only_clock_read_in_src_is_the_driver_clock_and_the_sim_epoch() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut readers = Vec::new();
     for file in rust_files(&root) {
-        let rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         // A module's unit tests may also live in a sibling `tests.rs`, compiled only under cfg(test).
         if file.file_name().is_some_and(|n| n == "tests.rs") {
             continue;

@@ -607,6 +607,9 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), seeds.len(), "two joins with seed 7 collided");
-        assert!(seeds.iter().all(|&s| s != 7), "the seed must be mixed, not passed through");
+        assert!(
+            seeds.iter().all(|&s| s != 7),
+            "the seed must be mixed, not passed through"
+        );
     }
 }

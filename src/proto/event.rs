@@ -92,7 +92,10 @@ pub enum Destination {
     /// unicast repair to and from designated local repairers will).
     #[cfg_attr(
         not(any(test, feature = "sim")),
-        expect(dead_code, reason = "unicast repair paths are not wired into the core yet")
+        expect(
+            dead_code,
+            reason = "unicast repair paths are not wired into the core yet"
+        )
     )]
     Peer(SocketAddr),
 }

@@ -6,9 +6,9 @@
 //! RDATA) and [`receiver::ReceiverState`] (every other source it hears: gaps, NAKs, delivery).
 
 pub(crate) mod event;
+pub(crate) mod fec;
 pub(crate) mod receiver;
 pub(crate) mod source;
-pub(crate) mod fec;
 
 use crate::config::Settings;
 use crate::error::SendError;

@@ -690,7 +690,10 @@ mod tests {
             sent += out.nak.len();
             if !out.lost.is_empty() {
                 let elapsed = now - t0;
-                assert!(elapsed >= floor, "given up after {elapsed:?}, before the floor");
+                assert!(
+                    elapsed >= floor,
+                    "given up after {elapsed:?}, before the floor"
+                );
                 // The budget (3 NAKs) ran out long before; the floor kept the packet asked for.
                 assert!(sent > 3, "only {sent} NAKs before giving up");
                 return;
