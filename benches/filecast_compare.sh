@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# filecast against uftp, udpcast and the raw UDP multicast ceiling, side by side, on a netlab
+# bridge (../shared/netlab; MTU 1500, 1,400-byte datagrams): SIZE bytes (default 256 MiB) to 1
+# and to 3 receivers at 0 %, 1 % and 5 % independent loss per receiver and 2 % shared loss at
+# the sender. Every copy is checked by SHA-256; goodput is SIZE / wall time from the sender's
+# start to the last process's exit (setup and confirmation included, for every tool); CPU is
+# user + system seconds of the sender and all receivers. Writes a markdown table to
+# docs/benchmarks.md (or $OUT) and prints each measurement as it goes.
+#
+# Usage (root): benches/filecast_compare.sh        env: SIZE, RECEIVERS="1 3", OUT, RMCAST_NETLAB
+#
+# The ceiling is the best raw path: a GSO sender (UDP_SEGMENT, 46 datagrams per send) into a
+# recvmmsg receiver (a small C program compiled here), unpaced, no reliability; its cell is
+# the slowest receiver's delivered rate (first to last datagram) and the share delivered.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+NETLAB=${RMCAST_NETLAB:-$ROOT/../shared/netlab/netlab}
+SIZE=${SIZE:-268435456}
+RECEIVERS=${RECEIVERS:-"1 3"}
+OUT=${OUT:-$ROOT/docs/benchmarks.md}
+PREFIX=fcb$(( $$ % 10000 ))
+WORK=$(mktemp -d /tmp/filecast-bench.XXXXXX)
+# independent permille per receiver, shared permille at the sender, label
+CONDITIONS=("0 0 0 %" "10 0 1 % each" "50 0 5 % each" "0 20 2 % shared")
+
+[[ $(id -u) -eq 0 ]] || { echo "benches/filecast_compare.sh needs root (netlab)"; exit 1; }
+[[ -x $NETLAB ]] || { echo "netlab not found at $NETLAB (set RMCAST_NETLAB)"; exit 1; }
+
+cleanup() {
+    "$NETLAB" --prefix "$PREFIX" down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+lab() { "$NETLAB" --prefix "$PREFIX" "$@"; }
+
+if ! command -v uftp >/dev/null || ! command -v udp-sender >/dev/null || ! command -v nft >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uftp udpcast nftables >/dev/null
+fi
+
+echo "== building filecast (release) and the raw ceiling tool"
+cargo build --release --example filecast 2>&1 | tail -1
+FILECAST=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/filecast
+cat >"$WORK/rawmc.c" <<'EOF'
+/* rawmc send|recv IFADDR GROUP PORT BYTES: GSO sender / recvmmsg receiver, "END" marks the end. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+int main(int argc, char **argv) {
+    if (argc < 6) return 2;
+    int dgram = 1400;
+    long long total = atoll(argv[5]);
+    struct in_addr ifa; inet_aton(argv[2], &ifa);
+    struct sockaddr_in grp = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[4]))};
+    inet_aton(argv[3], &grp.sin_addr);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    int big = 32 << 20;
+    if (!strcmp(argv[1], "send")) {
+        setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
+        setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &ifa, sizeof ifa);
+        int ttl = 1; setsockopt(s, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
+        if (setsockopt(s, SOL_UDP, UDP_SEGMENT, &dgram, sizeof dgram)) { perror("UDP_SEGMENT"); return 1; }
+        int per = 65000 / dgram; char *buf = calloc(per, dgram);
+        long long sent = 0;
+        while (sent < total) {
+            long long left = total - sent; int n = left < (long long)per * dgram ? (int)left : per * dgram;
+            ssize_t r = sendto(s, buf, n, 0, (struct sockaddr *)&grp, sizeof grp);
+            if (r > 0) sent += r;
+        }
+        int zero = 0; setsockopt(s, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero);
+        for (int i = 0; i < 20; i++) { sendto(s, "END", 3, 0, (struct sockaddr *)&grp, sizeof grp); usleep(10000); }
+        return 0;
+    }
+    setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = grp.sin_port, .sin_addr = grp.sin_addr};
+    if (bind(s, (struct sockaddr *)&any, sizeof any)) { perror("bind"); return 1; }
+    struct ip_mreq m = {.imr_multiaddr = grp.sin_addr, .imr_interface = ifa};
+    if (setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m)) { perror("join"); return 1; }
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000}; setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    enum { B = 64 }; static char bufs[B][2048]; struct mmsghdr msgs[B]; struct iovec iov[B];
+    for (int i = 0; i < B; i++) { iov[i].iov_base = bufs[i]; iov[i].iov_len = 2048; memset(&msgs[i], 0, sizeof msgs[i]); msgs[i].msg_hdr.msg_iov = &iov[i]; msgs[i].msg_hdr.msg_iovlen = 1; }
+    long long got = 0; double first = 0, last = 0, idle_since = now(); int done = 0;
+    while (!done) {
+        int n = recvmmsg(s, msgs, B, 0, NULL);
+        double t = now();
+        if (n <= 0) { if ((first > 0 && t - idle_since > 2.0) || t - idle_since > 30.0) break; continue; }
+        idle_since = t;
+        for (int i = 0; i < n; i++) {
+            if (msgs[i].msg_len == 3 && !memcmp(bufs[i], "END", 3)) { done = 1; continue; }
+            if (first == 0) first = t;
+            last = t; got += msgs[i].msg_len;
+        }
+    }
+    double secs = last - first;
+    printf("%.1f %.1f\n", secs > 0 ? got / secs / 1e6 : 0, 100.0 * got / total);
+    return 0;
+}
+EOF
+cc -O2 -o "$WORK/rawmc" "$WORK/rawmc.c"
+
+# Runs a command and appends its children's CPU seconds (user + system) to a file; forwards
+# SIGTERM to the command so daemons (uftpd) can be stopped and still be measured.
+cat >"$WORK/cpu.py" <<'EOF'
+import resource, signal, subprocess, sys
+out = sys.argv[1]
+child = subprocess.Popen(sys.argv[2:])
+signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+rc = child.wait()
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(out, "a") as f:
+    f.write("%.3f\n" % (r.ru_utime + r.ru_stime))
+sys.exit(rc)
+EOF
+cpu() { python3 "$WORK/cpu.py" "$WORK/cpu" "$@"; }
+cpu_total() { awk '{s += $1} END {printf "%.2f", s}' "$WORK/cpu"; }
+t_now() { date +%s.%N; }
+
+echo "== source: $SIZE random bytes"
+mkdir -p "$WORK/src"
+head -c "$SIZE" /dev/urandom >"$WORK/src/payload.bin"
+SUM=$(sha256sum "$WORK/src/payload.bin" | cut -d' ' -f1)
+
+# Checks every receiver's copy; prints "ok" or "BAD(hN…)".
+verify() {
+    local r=$1 bad=""
+    for h in $(seq 1 "$r"); do
+        local f="$WORK/out$h/payload.bin"
+        if [[ ! -f $f ]] || [[ $(sha256sum "$f" | cut -d' ' -f1) != "$SUM" ]]; then bad+="h$h "; fi
+    done
+    if [[ -z $bad ]]; then echo ok; else echo "BAD(${bad% })"; fi
+}
+fresh() { rm -rf "$WORK"/out* "$WORK/cpu"; : >"$WORK/cpu"; for h in $(seq 1 "$1"); do mkdir -p "$WORK/out$h"; done; }
+rate() { awk -v b="$SIZE" -v s="$1" 'BEGIN {printf "%.1f", b / s / 1e6}'; }
+
+run_raw() {
+    local r=$1 pids=()
+    fresh "$r"
+    for h in $(seq 1 "$r"); do
+        lab exec "h$h" timeout -k 2 60 python3 "$WORK/cpu.py" "$WORK/cpu" "$WORK/rawmc" recv "198.18.0.1$h" 239.255.95.1 7500 "$SIZE" >"$WORK/rawout$h" &
+        pids+=($!)
+    done
+    sleep 0.5
+    lab exec h0 timeout -k 2 60 python3 "$WORK/cpu.py" "$WORK/cpu" "$WORK/rawmc" send 198.18.0.10 239.255.95.1 7500 "$SIZE" || true
+    wait "${pids[@]}" || true
+    # slowest receiver's rate and the smallest share delivered
+    local worst; worst=$(cat "$WORK"/rawout* | sort -n | head -1)
+    local share; share=$(cat "$WORK"/rawout* | awk '{print $2}' | sort -n | head -1)
+    rm -f "$WORK"/rawout*
+    echo "${worst%% *} $(cpu_total) ${share}%delivered"
+}
+
+run_filecast() {
+    local r=$1 pids=()
+    fresh "$r"
+    for h in $(seq 1 "$r"); do
+        lab exec "h$h" timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" "$FILECAST" recv --interface "198.18.0.1$h" \
+            --group 239.255.96.1:7600 --out "$WORK/out$h" --once --timeout 60 --quiet --name "h$h" 2>"$WORK/fc$h.err" &
+        pids+=($!)
+    done
+    sleep 0.5
+    local t0 t1 rc=0
+    t0=$(t_now)
+    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" "$FILECAST" send --interface 198.18.0.10 \
+        --group 239.255.96.1:7600 --receivers "$r" --wait 30 --rate "$FILECAST_RATE" --quiet \
+        "$WORK/src/payload.bin" 2>"$WORK/fc0.err" || rc=$?
+    wait "${pids[@]}" || rc=$?
+    t1=$(t_now)
+    local v; v=$(verify "$r")
+    [[ $rc -eq 0 ]] || v="exit$rc/$v"
+    echo "$(rate "$(echo "$t1 - $t0" | bc)") $(cpu_total) $v"
+}
+
+run_uftp() {
+    local r=$1 pids=() hosts=""
+    fresh "$r"
+    for h in $(seq 1 "$r"); do
+        lab exec "h$h" timeout -k 2 150 python3 "$WORK/cpu.py" "$WORK/cpu" uftpd -d -I veth0 -D "$WORK/out$h" \
+            -M 239.255.93.1 -B 33554432 -x 0 >/dev/null 2>&1 &
+        pids+=($!)
+        hosts+="0xc612000$(printf '%x' $((10 + h))),"
+    done
+    sleep 0.5
+    local t0 t1 rc=0
+    t0=$(t_now)
+    # Best rate setting found: -R -1 (as fast as the interface allows); no encryption;
+    # closed group (-H) so the announcement ends as soon as every receiver answered.
+    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" uftp -I veth0 -M 239.255.93.1 \
+        -P 239.255.93.2 -Y none -R -1 -B 33554432 -x 0 -H "${hosts%,}" "$WORK/src/payload.bin" \
+        >/dev/null 2>&1 || rc=$?
+    t1=$(t_now)
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+    local v; v=$(verify "$r")
+    [[ $rc -eq 0 ]] || v="exit$rc/$v"
+    echo "$(rate "$(echo "$t1 - $t0" | bc)") $(cpu_total) $v"
+}
+
+run_udpcast() {
+    local r=$1 pids=()
+    fresh "$r"
+    for h in $(seq 1 "$r"); do
+        lab exec "h$h" timeout -k 2 150 python3 "$WORK/cpu.py" "$WORK/cpu" udp-receiver --interface veth0 \
+            --file "$WORK/out$h/payload.bin" --nokbd --mcast-rdv-address 239.255.94.1 --portbase 9000 \
+            --rcvbuf 33554432 >/dev/null 2>&1 &
+        pids+=($!)
+    done
+    sleep 0.5
+    local t0 t1 rc=0
+    t0=$(t_now)
+    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" udp-sender --interface veth0 \
+        --file "$WORK/src/payload.bin" --nokbd --min-receivers "$r" --mcast-rdv-address 239.255.94.1 \
+        --mcast-data-address 239.255.94.2 --portbase 9000 >/dev/null 2>&1 </dev/null || rc=$?
+    wait "${pids[@]}" || rc=$?
+    t1=$(t_now)
+    local v; v=$(verify "$r")
+    [[ $rc -eq 0 ]] || v="exit$rc/$v"
+    echo "$(rate "$(echo "$t1 - $t0" | bc)") $(cpu_total) $v"
+}
+
+FILECAST_RATE=${FILECAST_RATE:-unlimited}
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A CEILING
+rows=()
+for r in $RECEIVERS; do
+    lab up $((r + 1)) >/dev/null
+    for cond in "${CONDITIONS[@]}"; do
+        read -r ind shared label <<<"$cond"
+        for h in $(seq 1 "$r"); do lab loss "h$h" in "$ind" >/dev/null 2>&1; done
+        lab loss h0 out "$shared" >/dev/null 2>&1
+        cells=()
+        for tool in raw filecast uftp udpcast; do
+            result=$("run_$tool" "$r")
+            echo "R=$r loss=$label $tool: MB/s CPU-s check = $result"
+            cells+=("$result")
+        done
+        rows+=("$r|$label|${cells[0]}|${cells[1]}|${cells[2]}|${cells[3]}")
+        if [[ $ind == 0 && $shared == 0 ]]; then CEILING[$r]=${cells[0]%% *}; fi
+    done
+    lab down >/dev/null
+done
+
+{
+    echo "# filecast benchmarks"
+    echo
+    echo "Generated by \`benches/filecast_compare.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPUs, $(uname -r))."
+    echo "netlab bridge, MTU 1500; $((SIZE >> 20)) MiB of random data; loss by nftables (per"
+    echo "receiver at its input, shared at the sender's switch port). Goodput = size / wall time"
+    echo "from the sender's start to the exit of every process (setup and confirmation included);"
+    echo "CPU = user + system seconds of the sender and every receiver. Every copy is checked by"
+    echo "SHA-256 (\`ok\`); \`BAD(h…)\` or \`exitN\` marks a failed run. The raw ceiling is an"
+    echo "unpaced GSO (UDP_SEGMENT) sender into recvmmsg receivers, 1,400-byte datagrams, no"
+    echo "reliability: its goodput is the slowest receiver's delivered rate and the share it got."
+    echo "filecast runs with \`--rate $FILECAST_RATE\`; uftp with \`-R -1 -Y none\` (closed group);"
+    echo "udpcast with its defaults. Load average (1/5/15 min) before: $LOAD_BEFORE, after:"
+    echo "$(cut -d' ' -f1-3 /proc/loadavg) — other jobs on the machine share its CPUs, so compare"
+    echo "columns within a row (measured back to back), not rows across runs."
+    echo
+    echo "\"× best peer\" is filecast's goodput over the better of uftp and udpcast among runs"
+    echo "that delivered identical copies; \"CPU/B vs peers\" is filecast's CPU seconds per byte over"
+    echo "the lower of theirs; \"% ceiling\" is filecast over the loss-free raw rate to as many receivers."
+    echo
+    echo "| receivers | loss | raw ceiling MB/s (CPU s, delivered) | filecast MB/s (CPU s) | uftp MB/s (CPU s) | udpcast MB/s (CPU s) | × best peer | CPU/B vs peers | % ceiling |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for row in "${rows[@]}"; do
+        IFS='|' read -r r label raw fc uf uc <<<"$row"
+        fmt() { read -r mbs cpu chk <<<"$1"; echo "$mbs ($cpu s, $chk)"; }
+        read -r fc_mbs fc_cpu _ <<<"$fc"
+        raw_mbs=${CEILING[$r]:-0}
+        best=0 cpu_best=""
+        for peer in "$uf" "$uc"; do
+            read -r p_mbs p_cpu p_chk <<<"$peer"
+            [[ $p_chk == ok ]] || continue
+            best=$(awk -v a="$best" -v b="$p_mbs" 'BEGIN {print (b > a) ? b : a}')
+            if [[ -z $cpu_best ]] || awk -v a="$p_cpu" -v b="$cpu_best" 'BEGIN {exit !(a < b)}'; then cpu_best=$p_cpu; fi
+        done
+        ratio=$(awk -v f="$fc_mbs" -v b="$best" 'BEGIN {if (b > 0) printf "%.2f", f / b; else print "n/a"}')
+        cpu_ratio=$(awk -v f="$fc_cpu" -v b="${cpu_best:-0}" 'BEGIN {if (b > 0) printf "%.2f", f / b; else print "n/a"}')
+        share=$(awk -v f="$fc_mbs" -v c="$raw_mbs" 'BEGIN {if (c > 0) printf "%.0f %%", 100 * f / c; else print "n/a"}')
+        echo "| $r | $label | $(fmt "$raw") | $(fmt "$fc") | $(fmt "$uf") | $(fmt "$uc") | $ratio | $cpu_ratio | $share |"
+    done
+} >"$OUT"
+echo "== wrote $OUT"
+cat "$OUT"

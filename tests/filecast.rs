@@ -1,0 +1,711 @@
+//! End-to-end tests of the `filecast` example as separate processes on loopback multicast
+//! (interface 127.0.0.1, TTL 0, one group and port per test), plus its message codec and path
+//! checks in-process.
+//!
+//! The example binary is built once per test process with the same cargo, profile and target
+//! directory as this test (`cargo build --example filecast`, located next to this test's own
+//! executable): cargo offers no `CARGO_BIN_EXE_` for examples, and this works the same under
+//! `cargo test`, `cargo test --test filecast` and any `CARGO_TARGET_DIR`. Every child process
+//! runs under a deadline and is killed when the test ends.
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's codec, partly used here"
+)]
+#[path = "../examples/filecast/wire.rs"]
+mod wire;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's path checks, partly used here"
+)]
+#[path = "../examples/filecast/paths.rs"]
+mod paths;
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use rmcast::{Event, GroupConfig, ReliableGroup};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+use wire::{Announce, Body, Status};
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "wall-clock deadlines of a process test"
+)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// The example binary, built on first use.
+fn filecast() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // <target>/<profile>/deps/<test>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile> directory");
+        let target_dir = profile_dir.parent().expect("target directory");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_owned(),
+            Some(name) => name.to_owned(),
+            None => panic!("unexpected test path {}", exe.display()),
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "filecast", "--profile", &profile])
+            // The same features as this test, so the build reuses what `cargo test` built.
+            .args(if cfg!(feature = "sim") {
+                &["--features", "sim"][..]
+            } else {
+                &[]
+            })
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example filecast");
+        assert!(status.success(), "cargo build --example filecast failed");
+        let bin = profile_dir.join("examples").join("filecast");
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+}
+
+/// A child process whose stderr is collected, killed if still running when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+fn collect(reader: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            let mut text = into.lock().expect("output lock");
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(filecast())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start filecast");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        collect(child.stderr.take().expect("stderr"), stderr.clone());
+        collect(child.stdout.take().expect("stdout"), stdout.clone());
+        Proc {
+            name: name.to_owned(),
+            child,
+            stderr,
+            stdout,
+        }
+    }
+
+    /// Waits at most until `deadline`; a process still running then fails the test.
+    fn wait(&mut self, deadline: Instant) -> ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the output threads drain the pipes.
+                thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} still running at the deadline; stderr:\n{}",
+                    self.name,
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("output lock").clone()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().expect("output lock").clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_random(path: &Path, len: usize, seed: u64) {
+    let mut data = vec![0u8; len];
+    SmallRng::seed_from_u64(seed).fill_bytes(&mut data);
+    std::fs::write(path, data).expect("write test file");
+}
+
+/// Every regular file under `root`: relative path → (content, permission bits).
+fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u32)>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("dir entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            if meta.is_dir() {
+                walk(root, &path, out);
+            } else if meta.is_file() {
+                let relative = path
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
+                let content = std::fs::read(&path).expect("read");
+                out.insert(relative, (content, meta.permissions().mode() & 0o777));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn receiver(group: &str, out: &Path, name: &str, loss: &str) -> Proc {
+    Proc::spawn(
+        name,
+        &[
+            "recv",
+            "--group",
+            group,
+            "--out",
+            out.to_str().expect("utf-8 path"),
+            "--once",
+            "--timeout",
+            "60",
+            "--inject-loss",
+            loss,
+            "--name",
+            name,
+            "--json",
+        ],
+    )
+}
+
+#[test]
+fn a_tree_of_empty_small_and_64_mib_files_reaches_three_receivers_intact_despite_5_percent_loss() {
+    let group = "239.255.91.1:47501";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src").join("tree");
+    std::fs::create_dir_all(src.join("sub").join("deeper")).expect("mkdir");
+    std::fs::write(src.join("empty"), b"").expect("write");
+    std::fs::write(src.join("small.txt"), b"hello, rack\n").expect("write");
+    std::fs::set_permissions(
+        src.join("small.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod");
+    write_random(&src.join("sub").join("mid.bin"), 300_001, 1);
+    std::fs::write(src.join("sub").join("deeper").join("empty2"), b"").expect("write");
+    write_random(&src.join("sub").join("deeper").join("big.bin"), 64 << 20, 2);
+    std::fs::set_permissions(
+        src.join("sub").join("deeper").join("big.bin"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+
+    let deadline = now() + Duration::from_secs(120);
+    let outs: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("out{i}"))).collect();
+    let mut receivers: Vec<Proc> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| receiver(group, out, &format!("r{i}"), "5"))
+        .collect();
+    let mut sender = Proc::spawn(
+        "sender",
+        &[
+            "send",
+            "--group",
+            group,
+            "--receivers",
+            "3",
+            "--wait",
+            "30",
+            "--rate",
+            "100M",
+            "--json",
+            src.to_str().expect("utf-8 path"),
+        ],
+    );
+    let status = sender.wait(deadline);
+    let sender_log = sender.stderr();
+    assert!(status.success(), "sender failed: {status}\n{sender_log}");
+    assert!(
+        sender.stdout().contains("\"ok\":true"),
+        "sender JSON: {}",
+        sender.stdout()
+    );
+    let expected = tree(src.parent().expect("src"));
+    assert_eq!(expected.len(), 5);
+    for (r, out) in receivers.iter_mut().zip(&outs) {
+        let status = r.wait(deadline);
+        assert!(
+            status.success(),
+            "{} failed: {status}\n{}",
+            r.name,
+            r.stderr()
+        );
+        let got = tree(out);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "{}: file list (no temporary file may remain)",
+            r.name
+        );
+        for (name, (content, mode)) in &expected {
+            let (got_content, got_mode) = &got[name];
+            assert!(got_content == content, "{}: {name} differs", r.name);
+            assert_eq!(got_mode, mode, "{}: {name} mode", r.name);
+        }
+        assert!(
+            r.stdout().contains("\"ok\":true"),
+            "{}: {}",
+            r.name,
+            r.stdout()
+        );
+    }
+    // The loss was real and repaired.
+    assert!(
+        !sender.stdout().contains("\"repairs_sent\":0,"),
+        "no repairs under 5 % loss: {}",
+        sender.stdout()
+    );
+}
+
+#[test]
+fn a_receiver_killed_midway_makes_the_sender_fail_and_name_it() {
+    let group = "239.255.91.2:47502";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("payload.bin");
+    write_random(&src, 24 << 20, 3);
+    let deadline = now() + Duration::from_secs(90);
+    let outs: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("out{i}"))).collect();
+    let mut receivers: Vec<Proc> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| receiver(group, out, &format!("r{i}"), "0"))
+        .collect();
+    // 24 MiB at 80 Mbit/s takes about 2.5 s: time to kill r2 in the middle.
+    let mut sender = Proc::spawn(
+        "sender",
+        &[
+            "send",
+            "--group",
+            group,
+            "--receivers",
+            "3",
+            "--wait",
+            "3",
+            "--rate",
+            "80M",
+            src.to_str().expect("utf-8 path"),
+        ],
+    );
+    while !sender.stderr().contains("sending to") {
+        assert!(
+            now() < deadline,
+            "sender never started:\n{}",
+            sender.stderr()
+        );
+        assert!(
+            sender.child.try_wait().expect("try_wait").is_none(),
+            "sender exited early:\n{}",
+            sender.stderr()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(1000));
+    receivers[2].child.kill().expect("kill r2");
+    let status = sender.wait(deadline);
+    let log = sender.stderr();
+    assert!(!status.success(), "sender succeeded without r2:\n{log}");
+    let r2_line = log
+        .lines()
+        .find(|l| l.starts_with("r2 "))
+        .unwrap_or_else(|| panic!("r2 not reported:\n{log}"));
+    assert!(
+        r2_line.contains("FAILED") && r2_line.contains("payload.bin: not confirmed"),
+        "r2 line: {r2_line}\n{log}"
+    );
+    for r in receivers.iter_mut().take(2) {
+        let status = r.wait(deadline);
+        assert!(
+            status.success(),
+            "{} failed: {status}\n{}",
+            r.name,
+            r.stderr()
+        );
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("{} ", r.name)))
+            .unwrap_or_else(|| panic!("{} not reported:\n{log}", r.name));
+        assert!(line.ends_with("OK"), "{line}");
+    }
+}
+
+#[test]
+fn a_sender_expecting_three_receivers_when_two_come_fails_after_wait_naming_the_gap() {
+    let group = "239.255.91.3:47503";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("f.bin");
+    write_random(&src, 1000, 4);
+    let started = now();
+    let deadline = started + Duration::from_secs(60);
+    let mut receivers: Vec<Proc> = (0..2)
+        .map(|i| {
+            receiver(
+                group,
+                &dir.path().join(format!("out{i}")),
+                &format!("r{i}"),
+                "0",
+            )
+        })
+        .collect();
+    let mut sender = Proc::spawn(
+        "sender",
+        &[
+            "send",
+            "--group",
+            group,
+            "--receivers",
+            "3",
+            "--wait",
+            "2",
+            src.to_str().expect("utf-8 path"),
+        ],
+    );
+    let status = sender.wait(deadline);
+    let log = sender.stderr();
+    assert!(!status.success(), "sender succeeded with 2 of 3:\n{log}");
+    assert!(
+        now() - started >= Duration::from_secs(2),
+        "gave up before --wait"
+    );
+    assert!(
+        log.contains("expected 3 receivers, 2 registered") && log.contains("missing 1"),
+        "{log}"
+    );
+    assert!(log.contains("r0") && log.contains("r1"), "{log}");
+    for r in &mut receivers {
+        let status = r.wait(deadline);
+        assert!(
+            !status.success(),
+            "{} reported success of an aborted session",
+            r.name
+        );
+        assert!(
+            !dir.path()
+                .join(format!("out{}", &r.name[1..]))
+                .join("f.bin")
+                .exists()
+        );
+    }
+}
+
+/// A forging sender speaking the filecast protocol directly: HELLO until the receiver
+/// registers, then hostile announcements, a valid file and DONE; returns the receiver's
+/// summary.
+fn forge_session(
+    group: &ReliableGroup,
+    session: u64,
+    files: &[(Announce, Vec<Bytes>)],
+) -> Vec<Status> {
+    let send = |body: &Body| group.send(wire::encode(session, body)).expect("send");
+    let deadline = now() + Duration::from_secs(30);
+    let mut registered = false;
+    while !registered {
+        assert!(now() < deadline, "the receiver never registered");
+        send(&Body::Hello);
+        let until = now() + Duration::from_millis(200);
+        while now() < until {
+            if let Ok(Event::Message { data, .. }) = group.recv_timeout(Duration::from_millis(20))
+                && let Ok(m) = wire::decode(data)
+                && m.session == session
+                && matches!(m.body, Body::Register { .. })
+            {
+                registered = true;
+            }
+        }
+    }
+    for (announce, chunks) in files {
+        send(&Body::Announce(announce.clone()));
+        let mut offset = 0;
+        for data in chunks {
+            send(&Body::Chunk {
+                index: announce.index,
+                offset,
+                data: data.clone(),
+            });
+            offset += data.len() as u64;
+        }
+    }
+    loop {
+        assert!(now() < deadline, "no summary from the receiver");
+        send(&Body::Done {
+            file_count: files.len() as u32,
+            total_bytes: 0,
+        });
+        let until = now() + Duration::from_millis(250);
+        while now() < until {
+            if let Ok(Event::Message { data, .. }) = group.recv_timeout(Duration::from_millis(20))
+                && let Ok(m) = wire::decode(data)
+                && m.session == session
+                && let Body::Summary { statuses } = m.body
+            {
+                send(&Body::Bye);
+                return statuses;
+            }
+        }
+    }
+}
+
+fn announce(index: u32, path: &str, content: &[u8]) -> Announce {
+    use sha2::Digest;
+    Announce {
+        index,
+        size: content.len() as u64,
+        mode: 0o644,
+        sha256: sha2::Sha256::digest(content).into(),
+        path: path.to_owned(),
+    }
+}
+
+#[test]
+fn hostile_announcements_are_refused_and_write_nothing_outside_or_beyond() {
+    let group_addr = "239.255.91.4:47504";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::os::unix::fs::symlink(&outside, out.join("link")).expect("symlink");
+    std::fs::write(out.join("existing.txt"), b"keep me").expect("write");
+    let deadline = now() + Duration::from_secs(60);
+    let mut rx = receiver(group_addr, &out, "victim", "0");
+
+    let evil = b"evil".to_vec();
+    let good = b"good content".to_vec();
+    let one = |data: &[u8]| vec![Bytes::copy_from_slice(data)];
+    let mut oversize = announce(5, "short.txt", b"0123456789");
+    oversize.size = 10;
+    let files = vec![
+        (announce(0, "../escape.txt", &evil), one(&evil)),
+        (
+            announce(1, &format!("{}/abs.txt", outside.display()), &evil),
+            one(&evil),
+        ),
+        (announce(2, "a/../../escape2.txt", &evil), one(&evil)),
+        (announce(3, "link/through-symlink.txt", &evil), one(&evil)),
+        (announce(4, "existing.txt", &evil), one(&evil)),
+        // Announces 10 bytes, sends 20: nothing beyond the announced size may be written.
+        (oversize, one(&[7u8; 20])),
+        // Announces one hash, sends other bytes.
+        (
+            Announce {
+                sha256: [0u8; 32],
+                ..announce(6, "forged-hash.txt", &good)
+            },
+            one(&good),
+        ),
+        (announce(7, "dir/good.txt", &good), one(&good)),
+    ];
+    let group = ReliableGroup::join(
+        GroupConfig::on_loopback(group_addr.parse().expect("group"))
+            .max_message_len(wire::MAX_MESSAGE),
+    )
+    .expect("join");
+    let statuses = forge_session(&group, 0xF0F0, &files);
+    group.leave();
+    assert_eq!(
+        statuses,
+        vec![
+            Status::Refused,
+            Status::Refused,
+            Status::Refused,
+            Status::Refused,
+            Status::Exists,
+            Status::Lost,
+            Status::HashMismatch,
+            Status::Verified,
+        ]
+    );
+    let status = rx.wait(deadline);
+    let log = rx.stderr();
+    assert!(
+        !status.success(),
+        "receiver succeeded despite refusals:\n{log}"
+    );
+    assert!(
+        log.contains("refusing \"../escape.txt\": '..' path component"),
+        "{log}"
+    );
+    assert!(log.contains("absolute path"), "{log}");
+    assert!(log.contains("is a symlink"), "{log}");
+    assert!(log.contains("use --overwrite"), "{log}");
+    assert!(
+        std::fs::read_dir(&outside)
+            .expect("outside")
+            .next()
+            .is_none(),
+        "wrote outside"
+    );
+    assert!(!dir.path().join("escape.txt").exists());
+    assert!(!dir.path().join("escape2.txt").exists());
+    assert_eq!(
+        std::fs::read(out.join("existing.txt")).expect("read"),
+        b"keep me"
+    );
+    assert!(!out.join("short.txt").exists());
+    assert!(!out.join("forged-hash.txt").exists());
+    assert_eq!(std::fs::read(out.join("dir/good.txt")).expect("read"), good);
+    let names: Vec<String> = tree(&out).into_keys().collect();
+    assert_eq!(
+        names,
+        ["dir/good.txt", "existing.txt"],
+        "leftover temporary files"
+    );
+}
+
+#[test]
+fn path_checks_accept_plain_relative_names_only() {
+    for ok in [
+        "a",
+        "a/b/c.txt",
+        "dir with spaces/f",
+        "..hidden",
+        "a/.b",
+        "...",
+    ] {
+        assert!(paths::check_relative(ok).is_ok(), "{ok} refused");
+    }
+    for bad in [
+        "",
+        "/etc/passwd",
+        "../x",
+        "a/../b",
+        "a/./b",
+        "./a",
+        "a//b",
+        "a/",
+        "a\0b",
+        "\\x",
+        "..",
+    ] {
+        assert!(paths::check_relative(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn the_codec_round_trips_and_rejects_truncated_or_oversized_messages() {
+    let ann = Body::Announce(announce(3, "a/b.bin", b"xyz"));
+    let bodies = [
+        Body::Hello,
+        Body::Register { name: "r1".into() },
+        ann.clone(),
+        Body::Chunk {
+            index: 3,
+            offset: 1 << 40,
+            data: Bytes::from_static(b"data"),
+        },
+        Body::Done {
+            file_count: 2,
+            total_bytes: 9,
+        },
+        Body::Confirm {
+            index: 1,
+            status: Status::HashMismatch,
+        },
+        Body::Summary {
+            statuses: vec![Status::Verified, Status::Lost],
+        },
+        Body::Bye,
+    ];
+    for body in &bodies {
+        let encoded = wire::encode(0x1234, body);
+        let decoded = wire::decode(encoded.clone()).expect("decode");
+        assert_eq!((decoded.session, &decoded.body), (0x1234, body));
+        // Every strict prefix of a fixed-layout message is rejected, never misread.
+        if !matches!(body, Body::Chunk { .. }) {
+            for cut in 0..encoded.len() {
+                assert!(
+                    wire::decode(encoded.slice(..cut)).is_err(),
+                    "{body:?} cut at {cut}"
+                );
+            }
+        }
+    }
+    // A path length beyond the bound is refused before anything is read or allocated.
+    let mut long = wire::encode(1, &ann).to_vec();
+    let path_len_at = wire::HEADER_LEN + 48;
+    long[path_len_at..path_len_at + 2].copy_from_slice(&u16::MAX.to_be_bytes());
+    assert_eq!(
+        wire::decode(Bytes::from(long)),
+        Err(wire::DecodeError::Field("path"))
+    );
+    // A summary claiming more statuses than it carries is refused.
+    let mut summary = wire::encode(1, &Body::Summary { statuses: vec![] }).to_vec();
+    summary[wire::HEADER_LEN..wire::HEADER_LEN + 4].copy_from_slice(&1000u32.to_be_bytes());
+    assert!(wire::decode(Bytes::from(summary)).is_err());
+    // A chunk larger than MAX_CHUNK is refused.
+    let big = wire::encode(
+        1,
+        &Body::Chunk {
+            index: 0,
+            offset: 0,
+            data: Bytes::from(vec![0u8; wire::MAX_CHUNK + 1]),
+        },
+    );
+    assert_eq!(
+        wire::decode(big),
+        Err(wire::DecodeError::Field("chunk length"))
+    );
+    // Wrong version and magic.
+    let mut v2 = wire::encode(1, &Body::Hello).to_vec();
+    v2[2] = 2;
+    assert_eq!(
+        wire::decode(Bytes::from(v2)),
+        Err(wire::DecodeError::Version(2))
+    );
+    assert_eq!(
+        wire::decode(Bytes::from_static(b"XX")),
+        Err(wire::DecodeError::Magic)
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), kind in 0u8..10) {
+        let mut message = b"FC\x01".to_vec();
+        message.push(kind);
+        message.extend_from_slice(&raw);
+        let _ = wire::decode(Bytes::from(message));
+        let _ = wire::decode(Bytes::from(raw));
+    }
+}
