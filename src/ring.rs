@@ -1,29 +1,81 @@
 //! Bounded FIFO rings between application threads and the engine thread, and [`Notify`], the
 //! wake-up hook for application threads blocked on them.
 //!
-//! A [`Ring`] is an `rtrb` single-producer single-consumer ring whose two ends each sit behind a
-//! `parking_lot` mutex (on cache lines of their own), so that any number of threads may push or
-//! pop. Why this and not `crossbeam_channel::bounded`, by `benches/ring.rs` (2-core VM shared
-//! with other jobs, load average 4-7; 100,000 `u64`s, 4,096 slots): one producer and one
-//! consumer moved ~30 M items/s with either; two producers ~25 M/s against ~28 M/s; but a hand-off
-//! to a blocked thread (ping-pong through 1-slot rings) took ~4.8 µs per round trip against
-//! ~9.7 µs (a blocked thread spins and yields briefly before it parks). Two properties decide
-//! the rest: either end can close the ring while the other
-//! still holds it, and a closed ring still drains (the engine stops accepting messages at
-//! `leave` yet sends those queued); and the same type serves both directions. Without the cache
-//! line padding the same bench gave ~3.5 M items/s: the two lock words shared a line.
+//! A [`Ring`] is a `crossbeam_queue::ArrayQueue` (Vyukov's bounded multi-producer
+//! multi-consumer array queue: no locks, one compare-and-swap per push or pop), a closed flag,
+//! a count of pushes in progress, and two [`Notify`]s for threads that block. No push or pop
+//! takes a lock unless a thread is about to sleep or must be woken.
+//!
+//! Decision. The previous ring was an `rtrb` single-producer single-consumer ring whose two
+//! ends each sat behind a `parking_lot` mutex: not lock-free (a producer preempted while holding
+//! the producer lock stalled every other producer). The candidates were this ring and
+//! `crossbeam_channel::bounded`, which is lock-free on its fast path but cannot be closed from
+//! the receiving side while senders still hold it and has no "closed but still draining" state
+//! seen by both ends; the engine needs both (it stops accepting messages at `leave`, yet sends
+//! those queued), and both directions use the one type. `benches/ring.rs` compares the three
+//! (the previous ring is kept there as `mutex_rtrb_ring`). On this 2-core VM shared with other
+//! jobs the spread between runs is wide; two consecutive runs of
+//! `CARGO_TARGET_DIR=/work/target-ring cargo bench --bench ring` (load average 7.9 falling to
+//! 3.9), criterion's middle estimate, 100,000 `u64`s through 4,096 slots, or 2,000 round trips
+//! through two 1-slot rings:
+//!
+//! ```text
+//!                                 run 1 (load 7.9)     run 2 (load 4.1)
+//! spsc/rmcast_ring                18.470 Melem/s       12.241 Melem/s
+//! spsc/mutex_rtrb_ring            10.846 Melem/s        8.6925 Melem/s
+//! spsc/crossbeam_bounded          18.255 Melem/s       35.075 Melem/s
+//! spsc/rtrb_yield (no blocking)  103.48 Melem/s        47.212 Melem/s
+//! mpsc_2_producers/rmcast_ring     7.0957 Melem/s      38.661 Melem/s
+//! mpsc_2_producers/mutex_rtrb_ring 9.8957 Melem/s      45.345 Melem/s
+//! mpsc_2_producers/crossbeam       8.5615 Melem/s      39.290 Melem/s
+//! ping_pong/rmcast_ring          139.24 Kelem/s       220.33 Kelem/s  (4.5 µs per round trip)
+//! ping_pong/mutex_rtrb_ring      225.92 Kelem/s       283.87 Kelem/s  (3.5 µs)
+//! ping_pong/crossbeam_bounded    109.53 Kelem/s       100.51 Kelem/s  (9.9 µs)
+//! ```
+//!
+//! Reading: between runs, throughput moves more than it differs between the rings (spsc: this
+//! ring 12-18 M items/s, `crossbeam_channel` 18-35, the previous ring 9-11; all far above what
+//! the engine moves); the hand-off to a blocked thread is 1.3-2.2 times as fast as
+//! `crossbeam_channel`'s (both our rings share [`Notify`], which spins and yields briefly before
+//! parking) and 1.3-1.6 times as slow as the previous ring's, a cost taken for lock-freedom.
+//! A first version kept the closed flag and the pusher count in one word, so
+//! a consumer spinning on an empty ring read the line every push writes twice; the flag now sits
+//! alone on a read-mostly line. (Filtered runs, `-- rmcast_ring`, gave spsc 26.8 ms per 100,000
+//! for that version at load 7.3 and 2.0 ms with the count removed, unsafely, at load 3.8: too
+//! noisy to credit the layout with the difference.) Progress: a producer preempted
+//! between its compare-and-swap and its slot write delays only the pop of that slot (pops spin
+//! on it), never other producers; that is the queue's, not a lock's, window.
+//!
+//! Close and the race with pushes in progress. A push announces itself (`pushers += 1`), then
+//! reads `closed`; if set it is refused, otherwise it enqueues; either way it then withdraws
+//! (`pushers -= 1`). [`Ring::close`] stores `closed`. A pop reports `Closed` only if it reads
+//! `closed` set, then `pushers == 0`, then finds the queue empty. All these accesses are
+//! `SeqCst`, so in their single total order either the push's read of `closed` comes before the
+//! close's store, and then its announcement comes before the pop's read of `pushers` too (the
+//! pop sees it, or its withdrawal, which follows the enqueue: the item is in the queue), or
+//! after, and the push is refused and hands its item back. Linearization: an accepted push takes
+//! effect at its enqueue, before the close; a refused one after it; a pop that reports `Closed`
+//! after every accepted item was popped. A pop that finds the queue empty while closed pushes are
+//! still in progress reports `Empty` (blocking, it waits: the last of them notifies).
 //!
 //! Invariants:
 //! - Bounded: a ring never holds more than the capacity given at creation; a full ring refuses
 //!   (`try_push`) or blocks (`push`), it never grows and never drops.
-//! - FIFO: items come out in the order their pushes completed.
+//! - FIFO per producer: items come out in the order their enqueues completed, so the items of
+//!   one producer thread keep its order (the queue is linearizable).
+//! - No lock on the push and pop paths: `try_push` and `try_pop` take a lock only to wake a
+//!   sleeping thread; a stalled producer never blocks another producer.
 //! - No lost wake-up: a thread blocked in `pop` is woken by the first push or close; one
 //!   blocked in `push` by the pop that frees half of the ring, or by close ([`Notify`] documents
 //!   the protocol).
-//! - The fast path makes no system call: when nobody is blocked, `push`/`pop` are one
-//!   uncontended lock, the ring's own atomics and one fenced load of a waiter count.
-//! - After [`Ring::close`], pushes fail and pops drain what is left, then report `Closed`.
+//! - The fast path makes no system call: when nobody is blocked, a push is the queue's own
+//!   atomics, two read-modify-writes of `pushers`, a load of `closed` and one fenced
+//!   load of a waiter count; a pop is the queue's atomics and one fenced load.
+//! - After [`Ring::close`] (by either end, any number of times) pushes fail and pops drain what
+//!   was accepted, then report `Closed`; once closed, [`Ring::len`] counts pushes in progress, so
+//!   `len() == 0` on a closed ring means it stays empty.
 
+use crossbeam_queue::ArrayQueue;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::time::Instant;
@@ -105,8 +157,16 @@ impl Notify {
 
     /// Wakes every thread blocked in [`Notify::wait_until`]; one fence and one load when none is.
     pub(crate) fn notify_all(&self) {
+        self.notify_all_if(|| true);
+    }
+
+    /// Like [`Notify::notify_all`], but only if `worth_waking()` (asked only when a thread
+    /// sleeps, so an expensive question costs nothing on the fast path). Correct when every
+    /// change that can make the waiters' condition true is followed by such a call: the call
+    /// after the change that completes the condition sees it.
+    pub(crate) fn notify_all_if(&self, worth_waking: impl FnOnce() -> bool) {
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        if self.sleepers.load(Ordering::SeqCst) > 0 && worth_waking() {
             let mut epoch = self.lock.lock();
             if self.sleepers.swap(0, Ordering::SeqCst) > 0 {
                 *epoch = epoch.wrapping_add(1);
@@ -135,8 +195,7 @@ pub(crate) enum PopError {
 }
 
 /// Keeps its content on cache lines of its own (128 bytes: adjacent-line prefetch pairs 64-byte
-/// lines), so that the producer's and the consumer's lock words do not bounce one line between
-/// cores on every operation.
+/// lines), so that words written by producers do not share a line with words the consumer polls.
 #[repr(align(128))]
 struct CacheLines<T>(T);
 
@@ -149,66 +208,89 @@ impl<T> std::ops::Deref for CacheLines<T> {
 
 /// A bounded multi-producer multi-consumer FIFO ring (see the module doc).
 pub(crate) struct Ring<T> {
-    producer: CacheLines<Mutex<rtrb::Producer<T>>>,
-    consumer: CacheLines<Mutex<rtrb::Consumer<T>>>,
-    /// Threads blocked in `pop`, waiting for an item.
+    /// Head and tail sit on cache lines of their own inside the queue.
+    queue: ArrayQueue<T>,
+    /// Set once by [`Ring::close`]; read-mostly, so on a line of its own that pushes never write.
+    closed: CacheLines<AtomicBool>,
+    /// Pushes between their announcement and their withdrawal (see the module doc).
+    pushers: CacheLines<AtomicUsize>,
+    /// Threads blocked in `pop`, waiting for an item or for the ring to be drained for good.
     readable: CacheLines<Notify>,
     /// Threads blocked in `push`, waiting for room.
     writable: CacheLines<Notify>,
-    capacity: usize,
-    closed: AtomicBool,
 }
 
 impl<T> Ring<T> {
     /// A ring holding at most `capacity` items (at least 1).
     pub(crate) fn with_capacity(capacity: usize) -> Ring<T> {
-        let capacity = capacity.max(1);
-        let (producer, consumer) = rtrb::RingBuffer::new(capacity);
         Ring {
-            producer: CacheLines(Mutex::new(producer)),
-            consumer: CacheLines(Mutex::new(consumer)),
+            queue: ArrayQueue::new(capacity.max(1)),
+            closed: CacheLines(AtomicBool::new(false)),
+            pushers: CacheLines(AtomicUsize::new(0)),
             readable: CacheLines(Notify::default()),
             writable: CacheLines(Notify::default()),
-            capacity,
-            closed: AtomicBool::new(false),
         }
     }
 
     /// Most items the ring holds.
     pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+        self.queue.capacity()
     }
 
-    /// Items waiting now (a snapshot; other threads may change it at once).
+    /// Items waiting now, counting pushes in progress, even those about to be refused (a snapshot;
+    /// other threads may change it at once). On a closed ring, 0 means empty for good (see the
+    /// module doc); a closed, drained ring may still show a refused push for an instant.
     pub(crate) fn len(&self) -> usize {
-        self.capacity - self.producer.lock().slots()
+        // Pushers first: if none is pushing, every accepted item is already in the queue.
+        let pushing = self.pushers.load(Ordering::SeqCst);
+        (self.queue.len() + pushing).min(self.capacity())
     }
 
     /// Whether [`Ring::close`] was called.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closed with no push in progress: what the queue holds now is all it will ever hold.
+    fn is_sealed(&self) -> bool {
+        // `closed` first, then `pushers`: the reverse of a push's order (see the module doc).
+        self.is_closed() && self.pushers.load(Ordering::SeqCst) == 0
     }
 
     /// Pushes `item` if there is room, without blocking.
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
-        if self.is_closed() {
-            return Err(PushError::Closed(item));
+        let accepted = self.announce_push();
+        self.finish_push(accepted, item)
+    }
+
+    /// First half of a push: announces it in `pushers`. `false` when the ring was already closed,
+    /// so the push must be refused; it must be finished with [`Ring::finish_push`] either way.
+    fn announce_push(&self) -> bool {
+        self.pushers.fetch_add(1, Ordering::SeqCst);
+        !self.is_closed()
+    }
+
+    /// Second half of a push: enqueues `item` if `accepted`, withdraws the announcement, then
+    /// wakes poppers for the new item or, if this was the last push in progress on a closed
+    /// ring, for the ring now being drained for good.
+    fn finish_push(&self, accepted: bool, item: T) -> Result<(), PushError<T>> {
+        let pushed = if accepted {
+            self.queue.push(item).map_err(PushError::Full)
+        } else {
+            Err(PushError::Closed(item))
+        };
+        let pushing_before = self.pushers.fetch_sub(1, Ordering::SeqCst);
+        if pushed.is_ok() || (pushing_before == 1 && self.is_closed()) {
+            self.readable.notify_all();
         }
-        let pushed = self.producer.lock().push(item);
-        match pushed {
-            Ok(()) => {
-                self.readable.notify_all();
-                Ok(())
-            }
-            Err(rtrb::PushError::Full(item)) => Err(PushError::Full(item)),
-        }
+        pushed
     }
 
     /// Free slots a blocked `push` waits for: half the ring. The hysteresis keeps a consumer
     /// that drains a full ring from waking the producer on every pop (and the producer from
     /// blocking again after every push).
     fn resume_room(&self) -> usize {
-        (self.capacity / 2).max(1)
+        (self.capacity() / 2).max(1)
     }
 
     /// Pushes `item`, blocking while the ring is full (once full, until half of it is free),
@@ -220,7 +302,7 @@ impl<T> Ring<T> {
         };
         loop {
             let ready = self.writable.wait_until(deadline, || {
-                self.is_closed() || self.producer.lock().slots() >= self.resume_room()
+                self.is_closed() || self.capacity() - self.queue.len() >= self.resume_room()
             });
             match self.try_push(item) {
                 // Another producer took the freed slot first: wait again.
@@ -232,28 +314,19 @@ impl<T> Ring<T> {
 
     /// Pops the oldest item if there is one, without blocking.
     pub(crate) fn try_pop(&self) -> Result<T, PopError> {
-        let (popped, free) = {
-            let mut consumer = self.consumer.lock();
-            let popped = consumer.pop();
-            (popped, self.capacity - consumer.slots())
-        };
-        match popped {
-            Ok(item) => {
-                if free >= self.resume_room() {
-                    self.writable.notify_all();
-                }
-                Ok(item)
-            }
-            // Closed is reported only once drained: items pushed before close still come out.
-            Err(rtrb::PopError::Empty) if self.is_closed() => {
-                // A push may have completed between the pop and the closed check.
-                match self.consumer.lock().pop() {
-                    Ok(item) => Ok(item),
-                    Err(_) => Err(PopError::Closed),
-                }
-            }
-            Err(rtrb::PopError::Empty) => Err(PopError::Empty),
+        if let Some(item) = self.queue.pop() {
+            // The room is asked only of a ring with a blocked pusher: `len` reads the
+            // producers' cache line, which a pop should not pull over on every call.
+            self.writable
+                .notify_all_if(|| self.capacity() - self.queue.len() >= self.resume_room());
+            return Ok(item);
         }
+        if !self.is_sealed() {
+            return Err(PopError::Empty);
+        }
+        // Closed is reported only once drained: an accepted push may have enqueued between the
+        // first pop and the sealed check.
+        self.queue.pop().ok_or(PopError::Closed)
     }
 
     /// Pops the oldest item, blocking while the ring is empty, until `deadline` if one is given.
@@ -263,9 +336,9 @@ impl<T> Ring<T> {
                 Err(PopError::Empty) => {}
                 done => return done,
             }
-            let ready = self.readable.wait_until(deadline, || {
-                self.is_closed() || !self.consumer.lock().is_empty()
-            });
+            let ready = self
+                .readable
+                .wait_until(deadline, || !self.queue.is_empty() || self.is_sealed());
             if !ready {
                 return self.try_pop();
             }
@@ -274,7 +347,7 @@ impl<T> Ring<T> {
 
     /// Closes the ring: later pushes fail, pops drain what is left, blocked threads wake.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         self.readable.notify_all();
         self.writable.notify_all();
     }
@@ -300,23 +373,32 @@ mod tests {
     enum Op {
         Push(u32),
         Pop,
+        Close,
     }
 
     fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![any::<u32>().prop_map(Op::Push), Just(Op::Pop)]
+        prop_oneof![
+            8 => any::<u32>().prop_map(Op::Push),
+            8 => Just(Op::Pop),
+            1 => Just(Op::Close),
+        ]
     }
 
     proptest! {
-        /// The ring behaves exactly like a bounded `VecDeque` under any single-threaded sequence.
+        /// The ring behaves exactly like a bounded `VecDeque` (plus a closed flag) under any
+        /// single-threaded sequence, closes included.
         #[test]
         fn matches_bounded_deque_model(capacity in 1usize..8, ops in proptest::collection::vec(op(), 0..200)) {
             let ring = Ring::with_capacity(capacity);
             let mut model = std::collections::VecDeque::new();
+            let mut closed = false;
             for op in ops {
                 match op {
                     Op::Push(v) => {
                         let got = ring.try_push(v);
-                        if model.len() < capacity {
+                        if closed {
+                            prop_assert_eq!(got, Err(PushError::Closed(v)));
+                        } else if model.len() < capacity {
                             model.push_back(v);
                             prop_assert_eq!(got, Ok(()));
                         } else {
@@ -324,11 +406,17 @@ mod tests {
                         }
                     }
                     Op::Pop => {
-                        let want = model.pop_front().ok_or(PopError::Empty);
+                        let empty = if closed { PopError::Closed } else { PopError::Empty };
+                        let want = model.pop_front().ok_or(empty);
                         prop_assert_eq!(ring.try_pop(), want);
+                    }
+                    Op::Close => {
+                        ring.close();
+                        closed = true;
                     }
                 }
                 prop_assert_eq!(ring.len(), model.len());
+                prop_assert_eq!(ring.is_closed(), closed);
             }
         }
     }
@@ -401,6 +489,149 @@ mod tests {
         assert_eq!(consumer.join().unwrap(), total);
         ring.close();
         assert_eq!(ring.try_pop(), Err(PopError::Closed));
+    }
+
+    /// Producers racing a close: every accepted item comes out exactly once, in its producer's
+    /// order, before `Closed`; every refused one never does.
+    fn close_mid_stream(closer_is_consumer: bool, round: u64) {
+        const PRODUCERS: u64 = 3;
+        // Far more than fit, so that the close always lands while producers are still pushing.
+        const PER_PRODUCER: u64 = 1 << 40;
+        let ring = std::sync::Arc::new(Ring::with_capacity(4));
+        let close_after = 2_000 + round * 97;
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let ring = std::sync::Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    // Even producers block in `push`; odd ones retry `try_push`, so pushes that
+                    // find the ring full race the close too.
+                    let mut accepted = 0;
+                    for i in 0..PER_PRODUCER {
+                        let mut item = p * PER_PRODUCER + i;
+                        let pushed = loop {
+                            let result = if p % 2 == 0 {
+                                ring.push(item, None)
+                            } else {
+                                ring.try_push(item)
+                            };
+                            match result {
+                                Err(PushError::Full(back)) => {
+                                    item = back;
+                                    std::thread::yield_now();
+                                }
+                                other => break other,
+                            }
+                        };
+                        match pushed {
+                            Ok(()) => accepted += 1,
+                            Err(PushError::Closed(back)) => {
+                                assert_eq!(back, item, "the refused item is handed back");
+                                break;
+                            }
+                            Err(PushError::Full(_)) => unreachable!("retried above"),
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let deadline = now() + std::time::Duration::from_secs(30);
+        let mut received: Vec<Vec<u64>> = vec![Vec::new(); PRODUCERS as usize];
+        let mut count = 0;
+        loop {
+            match ring.pop(Some(deadline)) {
+                Ok(v) => {
+                    received[(v / PER_PRODUCER) as usize].push(v % PER_PRODUCER);
+                    count += 1;
+                    if count == close_after {
+                        if closer_is_consumer {
+                            ring.close();
+                        } else {
+                            // A producer-side close: a thread that holds the ring to push.
+                            let ring = std::sync::Arc::clone(&ring);
+                            std::thread::spawn(move || ring.close()).join().unwrap();
+                        }
+                    }
+                }
+                Err(PopError::Closed) => break,
+                Err(PopError::Empty) => panic!("no item nor close within the deadline"),
+            }
+        }
+        // Closed and drained stays so, while and after producers finish. (`len` may still count
+        // pushes being refused here, so it is checked only once the producers are gone.)
+        assert_eq!(ring.try_pop(), Err(PopError::Closed));
+        for (p, producer) in producers.into_iter().enumerate() {
+            let accepted = producer.join().unwrap();
+            let want: Vec<u64> = (0..accepted).collect();
+            assert_eq!(
+                received[p], want,
+                "producer {p}: lost, duplicated or reordered"
+            );
+        }
+        assert_eq!(ring.try_pop(), Err(PopError::Closed));
+        assert_eq!(ring.len(), 0);
+        assert!(count >= close_after);
+    }
+
+    #[test]
+    fn producers_racing_a_consumer_side_close_lose_nothing() {
+        for round in 0..20 {
+            close_mid_stream(true, round);
+        }
+    }
+
+    #[test]
+    fn producers_racing_a_producer_side_close_lose_nothing() {
+        for round in 0..20 {
+            close_mid_stream(false, round);
+        }
+    }
+
+    #[test]
+    fn a_push_in_progress_at_close_is_drained_and_one_announced_after_is_refused() {
+        let ring = std::sync::Arc::new(Ring::with_capacity(2));
+        // A push that announced itself, then stalled before enqueuing, while the ring closes.
+        assert!(ring.announce_push());
+        ring.close();
+        // Not drained yet: the accepted item is still to come, and `len` counts it.
+        assert_eq!(ring.try_pop(), Err(PopError::Empty));
+        assert_eq!(ring.len(), 1);
+        // Deadlines far beyond the 20 ms sleeps bound the test if a wake-up is lost; returning
+        // well before them proves the wake-up came.
+        let started = now();
+        let deadline = started + std::time::Duration::from_secs(10);
+        let waiter = {
+            let ring = std::sync::Arc::clone(&ring);
+            std::thread::spawn(move || (ring.pop(Some(deadline)), ring.pop(Some(deadline))))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(ring.finish_push(true, 7), Ok(()));
+        assert_eq!(waiter.join().unwrap(), (Ok(7), Err(PopError::Closed)));
+        assert!(
+            now() < started + std::time::Duration::from_secs(5),
+            "wake-up lost"
+        );
+
+        // A push announced after the close is refused; its withdrawal wakes a popper that
+        // waited for it to finish.
+        let ring: std::sync::Arc<Ring<u8>> = std::sync::Arc::new(Ring::with_capacity(2));
+        ring.close();
+        assert!(!ring.announce_push());
+        assert_eq!(ring.try_pop(), Err(PopError::Empty));
+        let started = now();
+        let deadline = started + std::time::Duration::from_secs(10);
+        let waiter = {
+            let ring = std::sync::Arc::clone(&ring);
+            std::thread::spawn(move || ring.pop(Some(deadline)))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(ring.finish_push(false, 9), Err(PushError::Closed(9)));
+        assert_eq!(waiter.join().unwrap(), Err(PopError::Closed));
+        assert!(
+            now() < started + std::time::Duration::from_secs(5),
+            "wake-up lost"
+        );
+        assert_eq!(ring.len(), 0);
     }
 
     #[test]
