@@ -16,6 +16,8 @@
 #[path = "../examples/filecast/wire.rs"]
 mod wire;
 
+mod support;
+
 #[allow(
     dead_code,
     unreachable_pub,
@@ -49,37 +51,7 @@ fn now() -> Instant {
 /// The example binary, built on first use.
 fn filecast() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // <target>/<profile>/deps/<test>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile> directory");
-        let target_dir = profile_dir.parent().expect("target directory");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev".to_owned(),
-            Some(name) => name.to_owned(),
-            None => panic!("unexpected test path {}", exe.display()),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "filecast", "--profile", &profile])
-            // The same features as this test, so the build reuses what `cargo test` built.
-            .args(if cfg!(feature = "sim") {
-                &["--features", "sim"][..]
-            } else {
-                &[]
-            })
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example filecast");
-        assert!(status.success(), "cargo build --example filecast failed");
-        let bin = profile_dir.join("examples").join("filecast");
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| support::build_example("filecast").0)
 }
 
 /// A child process whose stderr is collected, killed if still running when dropped.

@@ -8,6 +8,8 @@
 //! The script tears its lab down in a trap; this test bounds the script's run and sends it
 //! SIGTERM (which runs that trap) on overrun.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,37 +20,6 @@ use std::time::{Duration, Instant};
 )]
 fn now() -> Instant {
     Instant::now()
-}
-
-/// Builds the example with this test's cargo, profile and target directory (as in
-/// tests/filecast.rs) and returns its path and profile name.
-fn build_filecast() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile> directory");
-    let target_dir = profile_dir.parent().expect("target directory");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev".to_owned(),
-        Some(name) => name.to_owned(),
-        None => panic!("unexpected test path {}", exe.display()),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--example", "filecast", "--profile", &profile])
-        // The same features as this test, so the build reuses what `cargo test` built.
-        .args(if cfg!(feature = "sim") {
-            &["--features", "sim"][..]
-        } else {
-            &[]
-        })
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build --example filecast");
-    assert!(status.success(), "cargo build --example filecast failed");
-    (profile_dir.join("examples").join("filecast"), profile)
 }
 
 #[test]
@@ -83,7 +54,7 @@ fn filecast_delivers_identical_trees_to_three_hosts_under_private_and_shared_los
         "netlab not found at {} (set RMCAST_NETLAB): the test runs as root, so it must not skip",
         netlab.display()
     );
-    let (bin, profile) = build_filecast();
+    let (bin, profile) = support::build_example("filecast");
     // Unoptimized builds move ~10 MB/s on two shared cores: pace them so they keep up.
     let rate = if profile == "dev" { "100M" } else { "1G" };
     let mut child = Command::new("bash")
