@@ -376,7 +376,7 @@ impl Engine {
                     socket_stats.injected_rx_drops += 1;
                     return;
                 }
-                session.handle_datagram(now, from, Bytes::copy_from_slice(datagram));
+                session.handle_datagram(now, from, datagram);
             });
             match result {
                 Ok(0) => break,

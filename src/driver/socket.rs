@@ -20,6 +20,7 @@
 
 use crate::config::GroupConfig;
 use crate::error::JoinError;
+use bytes::Bytes;
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, IoSliceMut};
@@ -163,9 +164,14 @@ impl GroupSocket {
     /// Reads one batch (one `recvmmsg`) and hands every datagram to `deliver`, GRO runs split
     /// into their datagrams. Returns how many datagrams were delivered; 0 when nothing was
     /// waiting.
+    ///
+    /// Each run (one datagram, or one GRO-coalesced run) is copied once into its own allocation
+    /// of exactly its length, and its datagrams are handed out as slices of it: one allocation
+    /// per run instead of one per datagram, while a datagram the core keeps pins at most its
+    /// run (≤ 64 KiB), never the receive buffers.
     pub(crate) fn recv_batch(
         &mut self,
-        mut deliver: impl FnMut(SocketAddr, &[u8]),
+        mut deliver: impl FnMut(SocketAddr, Bytes),
     ) -> io::Result<usize> {
         let mut slices: Vec<IoSliceMut<'_>> = self
             .recv_buffers
@@ -183,12 +189,13 @@ impl GroupSocket {
         };
         let mut delivered = 0;
         for (meta, slice) in self.recv_meta[..filled].iter().zip(&slices) {
-            let run = &slice[..meta.len.min(slice.len())];
+            let mut run = Bytes::copy_from_slice(&slice[..meta.len.min(slice.len())]);
             if meta.stride == 0 || meta.stride >= run.len() {
                 deliver(meta.addr, run);
                 delivered += 1;
             } else {
-                for datagram in run.chunks(meta.stride) {
+                while !run.is_empty() {
+                    let datagram = run.split_to(meta.stride.min(run.len()));
                     deliver(meta.addr, datagram);
                     delivered += 1;
                 }
