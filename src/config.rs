@@ -266,6 +266,8 @@ pub(crate) struct Settings {
     pub(crate) nak_backoff_c1: f64,
     /// NAK backoff spread, in one-way distances to the source (SRM C2).
     pub(crate) nak_backoff_c2: f64,
+    /// How NAK backoffs are drawn, whether they self-tune, and the group size they assume.
+    pub(crate) suppression: crate::proto::receiver::Suppression,
     /// NAK repeats without hearing an NCF before giving up on a packet. Default 10: at 30 %
     /// loss on a leaf uplink, 3 gave up on repairable data in ~1.7 % of packets (NORM and UFTP
     /// use a robustness factor of 20).
@@ -301,6 +303,7 @@ impl Default for Settings {
             report_interval: Duration::from_secs(1),
             nak_backoff_c1: 1.0,
             nak_backoff_c2: 2.0,
+            suppression: crate::proto::receiver::Suppression::default(),
             nak_ncf_retries: 10,
             nak_data_retries: 10,
             nak_give_up_after: Duration::from_secs(1),

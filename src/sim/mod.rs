@@ -17,6 +17,10 @@
 //! every random choice comes from an RNG seeded by mixing the master seed with the chooser's
 //! id; every loop is bounded (virtual deadline, step budget, drain limits).
 //!
+//! Besides the oracles, each run measures recovery latency as the network saw it
+//! (`sim/recovery.rs`: how much later than its original each repaired packet arrived), and
+//! [`table`] pools runs into the NAK-suppression comparison of `docs/suppression_table.md`.
+//!
 //! Environment: `RMCAST_SIM_SEED=<n>` replays one seed, `RMCAST_SIM_RUNS=<n>` sets the number of
 //! seeds per sweep, `RMCAST_SIM_TRACE=1` prints the event trace of a failing run.
 
@@ -24,14 +28,18 @@ mod agenda;
 mod check;
 mod link;
 mod node;
+mod recovery;
 mod report;
 mod scenario;
+pub mod table;
 mod topology;
 
 pub use crate::proto::{Destination, Transmit};
 pub use check::{Delivery, Violation};
 pub use link::{LinkModel, LinkStats, LossModel, PacketInfo, PacketKind, Script};
-pub use node::{Inspected, MESSAGE_HEADER_LEN, Member, Pace, SendPlan, SessionMember, Sizes};
+pub use node::{
+    Inspected, MESSAGE_HEADER_LEN, Member, Pace, SendPlan, SessionMember, Sizes, Strategy,
+};
 pub use report::{HostReport, SimReport};
 pub use scenario::{Action, Expect, Scenario, SweepSummary};
 pub use topology::{Duplex, HostId, LinkId, RouterId, Topology};
@@ -182,6 +190,7 @@ pub struct Sim<M: Member> {
     unroutable: u64,
     steps: u64,
     checker: Checker,
+    recovery: recovery::RecoveryTracker,
     factory: MessageFactory,
     trace: Trace,
     fatal: bool,
@@ -263,6 +272,7 @@ impl<M: Member> Sim<M> {
             unroutable: 0,
             steps: 0,
             checker: Checker::new(scenario.expect.delivery, &plans, ids),
+            recovery: recovery::RecoveryTracker::new(plans.len()),
             factory: MessageFactory::new(derive_seed(seed, SeedUse::Bodies, 0)),
             trace: Trace {
                 hash: seed,
@@ -439,6 +449,15 @@ impl<M: Member> Sim<M> {
                         packet.info.len
                     )
                 });
+                if let (PacketKind::Odata | PacketKind::Rdata, Some(source), Some(offset)) = (
+                    packet.info.kind,
+                    packet.info.stream_host,
+                    packet.info.seq_offset,
+                ) {
+                    let repair = packet.info.kind == PacketKind::Rdata;
+                    self.recovery
+                        .on_arrival(host, source, offset, repair, self.now);
+                }
                 let now = self.instant();
                 let from = host_addr(packet.info.sender);
                 self.hosts[host]
@@ -614,6 +633,11 @@ impl<M: Member> Sim<M> {
             sender: host,
             len: payload.len(),
         };
+        if let (PacketKind::Odata, Some(offset)) = (info.kind, seq_offset)
+            && stream_host == Some(host)
+        {
+            self.recovery.on_sent(host, offset, self.now);
+        }
         self.next_packet += 1;
         let id = self.next_packet;
         let head = payload
@@ -724,6 +748,7 @@ impl<M: Member> Sim<M> {
             .enumerate()
             .map(|(i, link)| (self.topology.link_name(LinkId(i)), link.stats))
             .collect();
+        let recovery = self.recovery.summary();
         let (violations, violation_count) = self.checker.into_violations();
         SimReport {
             scenario: self.name,
@@ -736,6 +761,8 @@ impl<M: Member> Sim<M> {
             links,
             peak_in_flight: self.peak_in_flight,
             unroutable: self.unroutable,
+            recovery_delays: recovery.delays,
+            max_path_delay: recovery.max_path_delay,
             violations,
             violation_count,
             trace: self.trace.lines,

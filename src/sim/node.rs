@@ -10,6 +10,7 @@
 use super::link::PacketKind;
 use crate::config::GroupConfig;
 use crate::error::{ConfigError, SendError};
+use crate::proto::receiver::{BackoffStrategy, GROUP_SIZE_PRIOR, Suppression};
 use crate::proto::{Event, Session, SourceId, Transmit};
 use crate::stats::Stats;
 use crate::wire::{self, Packet};
@@ -86,10 +87,77 @@ impl SessionMember {
         seed: u64,
         now: Instant,
     ) -> Result<SessionMember, ConfigError> {
-        let settings = config.validate()?;
+        SessionMember::with_strategy(config, Strategy::Rmcast, seed, now)
+    }
+
+    /// [`SessionMember::new`] with the NAK suppression of `strategy` instead of the default.
+    pub fn with_strategy(
+        config: &GroupConfig,
+        strategy: Strategy,
+        seed: u64,
+        now: Instant,
+    ) -> Result<SessionMember, ConfigError> {
+        let mut settings = config.validate()?;
+        settings.suppression = strategy.suppression();
         Ok(SessionMember {
             session: Session::new(settings, seed, now),
         })
+    }
+}
+
+/// The NAK suppression a [`SessionMember`] uses: rmcast's own, with or without its
+/// self-tuning, or a baseline modelled on an established protocol. Every strategy runs the same
+/// NAK cycle (NCF, retries, give-up floor) and the same source; only the backoff differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// The default: truncated exponential over a window scaled by distance and by the log of
+    /// the estimated group size, self-tuned by duplicate NAKs.
+    Rmcast,
+    /// [`Strategy::Rmcast`] with both self-tuning parts off: nothing learned from duplicates,
+    /// group size fixed at the prior (100).
+    RmcastStatic,
+    /// SRM: uniform on `[C1·d, (C1 + C2·f)·d]`, the spread `f` learned from duplicates.
+    Srm,
+    /// After PGM as deployed: uniform over a fixed 50 ms, no distance scaling.
+    PgmLike,
+    /// After NORM: truncated exponential over `4·RTT` for a group size fixed at 1000.
+    NormLike,
+}
+
+impl Strategy {
+    /// The strategies every table row compares.
+    pub const COMPARED: [Strategy; 3] = [Strategy::Rmcast, Strategy::PgmLike, Strategy::NormLike];
+
+    /// The name used in tables: `rmcast`, `rmcast-static`, `srm`, `pgm-like`, `norm-like`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Rmcast => "rmcast",
+            Strategy::RmcastStatic => "rmcast-static",
+            Strategy::Srm => "srm",
+            Strategy::PgmLike => "pgm-like",
+            Strategy::NormLike => "norm-like",
+        }
+    }
+
+    fn suppression(self) -> Suppression {
+        let (strategy, adaptive, group_size) = match self {
+            Strategy::Rmcast => (BackoffStrategy::Scaled, true, None),
+            Strategy::RmcastStatic => (
+                BackoffStrategy::Scaled,
+                false,
+                // The prior is a small whole number (100).
+                Some(GROUP_SIZE_PRIOR as u32),
+            ),
+            Strategy::Srm => (BackoffStrategy::Srm, true, None),
+            Strategy::PgmLike => (BackoffStrategy::PgmLike, false, None),
+            Strategy::NormLike => (BackoffStrategy::NormLike, false, None),
+        };
+        Suppression {
+            strategy,
+            adaptive,
+            group_size,
+        }
     }
 }
 

@@ -61,6 +61,11 @@ pub struct SimReport {
     pub peak_in_flight: usize,
     /// Unicast datagrams to addresses of no host.
     pub unroutable: u64,
+    /// For every packet a receiver got first as a repair: how much later than its original
+    /// would have arrived (one entry per receiver and packet).
+    pub recovery_delays: Vec<Duration>,
+    /// Largest path delay from a source to a receiver, half the farthest receiver's RTT.
+    pub max_path_delay: Duration,
     /// Broken oracles (the first few).
     pub violations: Vec<Violation>,
     /// Number of broken oracles, including those not kept.
@@ -97,6 +102,34 @@ impl SimReport {
     #[must_use]
     pub fn rdata(&self) -> u64 {
         self.total(|s| s.tx.rdata.packets)
+    }
+
+    /// Bytes of control datagrams (NAK, NCF, SPM, REPORT) sent by all members.
+    #[must_use]
+    pub fn control_bytes(&self) -> u64 {
+        self.total(|s| s.tx.nak.bytes + s.tx.ncf.bytes + s.tx.spm.bytes + s.tx.report.bytes)
+    }
+
+    /// Bytes of data datagrams (ODATA and RDATA) sent by all members.
+    #[must_use]
+    pub fn data_bytes(&self) -> u64 {
+        self.total(|s| s.tx.odata.bytes + s.tx.rdata.bytes)
+    }
+
+    /// Recovery delays in round trips of the farthest receiver, sorted ascending.
+    #[must_use]
+    pub fn recovery_in_rtts(&self) -> Vec<f64> {
+        let rtt = (self.max_path_delay * 2).as_secs_f64();
+        if rtt <= 0.0 {
+            return Vec::new();
+        }
+        let mut delays: Vec<f64> = self
+            .recovery_delays
+            .iter()
+            .map(|d| d.as_secs_f64() / rtt)
+            .collect();
+        delays.sort_by(f64::total_cmp);
+        delays
     }
 
     /// ODATA copies lost on links: the loss events the protocol had to repair (a loss on a

@@ -13,6 +13,7 @@ mod quiet_source;
 mod reorder_dup;
 mod shared_loss;
 mod small_window;
+mod suppression;
 mod tail_loss;
 mod two_sources;
 

@@ -31,7 +31,9 @@ pub(crate) const NCF_WAIT_MARGIN: Duration = Duration::from_millis(1);
 pub(crate) const MAX_NAK_TIMER: Duration = Duration::from_secs(60);
 
 /// The first report to a new source goes out within this time, so the RTT to it is measured
-/// early instead of one whole report interval later.
+/// early instead of one whole report interval later. Not shorter: every member's first report
+/// is multicast to the whole group, and a thousand of them within 2 ms put a million datagrams
+/// in flight in the simulator (320 Mbit/s on every leaf link).
 pub(crate) const FIRST_REPORT_MAX: Duration = Duration::from_millis(10);
 
 /// Shortest report interval honoured, so a zero setting cannot turn reports into a busy loop.
@@ -67,13 +69,86 @@ impl BackoffParams {
     }
 }
 
+/// Backoff window of the PGM-like baseline: ZeroMQ's NAK_BO_IVL, whatever the distance.
+pub(crate) const PGM_BACKOFF_WINDOW: Duration = Duration::from_millis(50);
+
+/// NORM's backoff factor K: the window is `K·GRTT`.
+pub(crate) const NORM_BACKOFF_FACTOR: f64 = 4.0;
+
+/// NORM's default group size, fixed and never measured.
+pub(crate) const NORM_GROUP_SIZE: f64 = 1000.0;
+
+/// Window of the rmcast strategy in one-way distances per unit of `λ = ln(G) + 1`: the window
+/// `T = SCALED_WINDOW_FACTOR · λ · d` keeps the density of timers at the first expiry, and so the
+/// NAKs that go out before the first one is heard, about constant whatever the group size, while
+/// the first expiry itself stays near `1.3·T/λ`, a constant number of distances (see
+/// `docs/suppression.md`).
+pub(crate) const SCALED_WINDOW_FACTOR: f64 = 3.0;
+
+/// How a receiver draws the time to wait before NAKing. All variants share the NAK cycle of
+/// [`super::nak::NakScheduler`]; they differ only in this draw and in what they learn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum BackoffStrategy {
+    /// rmcast's default: RFC 5401's truncated exponential on `(0, T]`, with the window scaled
+    /// by the one-way distance to the source and by `λ = ln(G) + 1` of the estimated group
+    /// size: `T = SCALED_WINDOW_FACTOR · λ · d · f`, `f` the learned factor.
+    #[default]
+    Scaled,
+    /// SRM: uniform on `[C1·d, (C1 + C2·f)·d]`, `f` the learned spread.
+    Srm,
+    /// Baseline after PGM as deployed (ZeroMQ): uniform on `(0, 50 ms]`, no distance scaling,
+    /// nothing learned.
+    #[cfg_attr(
+        not(any(test, feature = "sim")),
+        expect(
+            dead_code,
+            reason = "a baseline only the simulator's comparison table selects"
+        )
+    )]
+    PgmLike,
+    /// Baseline after NORM: truncated exponential on `(0, K·RTT]` with K = 4 and the group size
+    /// fixed at 1000, nothing learned.
+    #[cfg_attr(
+        not(any(test, feature = "sim")),
+        expect(
+            dead_code,
+            reason = "a baseline only the simulator's comparison table selects"
+        )
+    )]
+    NormLike,
+}
+
+/// RFC 5401's truncated exponential on `(0, window]` for a group of `group_size`: with
+/// `λ = ln(G) + 1` and `u` uniform on `[0, 1)`, `t = (window/λ)·ln(1 + u·(e^λ − 1))`, the same
+/// distribution as NORM's `ExponentialRand(window, gsize)` written without the offset form.
+pub(crate) fn truncated_exponential(
+    rng: &mut impl Rng,
+    window: Duration,
+    group_size: f64,
+) -> Duration {
+    let lambda = lambda(group_size);
+    let unit: f64 = rng.random();
+    let fraction = (unit * lambda.exp_m1()).ln_1p() / lambda;
+    scale(window, fraction.clamp(0.0, 1.0), MAX_NAK_TIMER)
+}
+
+/// `λ = ln(G) + 1`, with `G` at least 1 (and at most a billion, so `e^λ` stays finite).
+pub(crate) fn lambda(group_size: f64) -> f64 {
+    let group = if group_size.is_finite() {
+        group_size.clamp(1.0, 1e9)
+    } else {
+        1.0
+    };
+    group.ln() + 1.0
+}
+
 /// One-way distance to the source: half the RTT, at least [`MIN_DISTANCE`].
 pub(crate) fn one_way_distance(rtt: Duration) -> Duration {
     (rtt / 2).max(MIN_DISTANCE)
 }
 
 /// `base · factor`, saturating at `cap`.
-fn scale(base: Duration, factor: f64, cap: Duration) -> Duration {
+pub(crate) fn scale(base: Duration, factor: f64, cap: Duration) -> Duration {
     Duration::try_from_secs_f64(base.as_secs_f64() * factor)
         .unwrap_or(cap)
         .min(cap)
@@ -90,18 +165,25 @@ pub(crate) fn nak_backoff(rng: &mut impl Rng, rtt: Duration, params: BackoffPara
 }
 
 /// Time to wait for the source's NCF after sending a NAK: the round trip, twice over (the NAK
-/// or the NCF may queue behind data), plus the backoff spread within which other receivers'
-/// NAKs for the same loss arrive and are answered, plus [`NCF_WAIT_MARGIN`].
-pub(crate) fn ncf_wait(rtt: Duration, params: BackoffParams) -> Duration {
+/// or the NCF may queue behind data), plus `span`, the backoff window within which other
+/// receivers' NAKs for the same loss arrive and are answered, plus [`NCF_WAIT_MARGIN`].
+pub(crate) fn ncf_wait(rtt: Duration, span: Duration) -> Duration {
     let distance = one_way_distance(rtt);
-    let span = scale(distance, params.c2, MAX_NAK_TIMER);
-    (distance * 4 + span + NCF_WAIT_MARGIN).min(MAX_NAK_TIMER)
+    (distance * 4 + span.min(MAX_NAK_TIMER) + NCF_WAIT_MARGIN).min(MAX_NAK_TIMER)
 }
 
-/// Time to wait for repair data after an NCF (or after a suppressing NAK): three round trips
-/// plus [`DATA_WAIT_MARGIN`] for the source's pacing.
+/// Time to wait for repair data after a suppressing NAK: three round trips (the NAK still has
+/// to reach the source) plus [`DATA_WAIT_MARGIN`] for the source's pacing.
 pub(crate) fn data_wait(rtt: Duration) -> Duration {
     (one_way_distance(rtt) * 6 + DATA_WAIT_MARGIN).min(MAX_NAK_TIMER)
+}
+
+/// Time to wait for repair data after an NCF: the source sends the RDATA right behind its NCF
+/// (only pacing separates them), so two one-way distances plus [`DATA_WAIT_MARGIN`] cover a
+/// queue of repairs. Waiting the full [`data_wait`] here made a lost repair — 1 % of them on a
+/// 1 %-lossy source uplink — cost over 8 RTT, the p99 of the suppression table.
+pub(crate) fn repair_wait(rtt: Duration) -> Duration {
+    (one_way_distance(rtt) * 2 + DATA_WAIT_MARGIN).min(MAX_NAK_TIMER)
 }
 
 /// Time to the next receiver report: `interval` ± 10 %, as SRM jitters session messages so
@@ -209,14 +291,42 @@ mod tests {
     fn waits_follow_the_rtt() {
         let params = BackoffParams::new(1.0, 2.0);
         let rtt = Duration::from_millis(10);
-        // 2·RTT + C2·d + margin = 20 ms + 10 ms + 1 ms.
-        assert_eq!(ncf_wait(rtt, params), Duration::from_millis(31));
+        // 2·RTT + span + margin = 20 ms + 10 ms + 1 ms.
+        let span = scale(one_way_distance(rtt), params.c2, MAX_NAK_TIMER);
+        assert_eq!(ncf_wait(rtt, span), Duration::from_millis(31));
         // 3·RTT + margin.
         assert_eq!(data_wait(rtt), Duration::from_millis(31));
         // Floors keep the waits positive even for a zero RTT and zero constants.
-        assert!(ncf_wait(Duration::ZERO, BackoffParams::new(0.0, 0.0)) > Duration::ZERO);
+        assert!(ncf_wait(Duration::ZERO, Duration::ZERO) > Duration::ZERO);
         assert!(data_wait(Duration::ZERO) > DATA_WAIT_MARGIN);
+        // 1 RTT + margin after an NCF.
+        assert_eq!(repair_wait(rtt), Duration::from_millis(11));
+        assert!(repair_wait(rtt) < data_wait(rtt));
         assert_eq!(data_wait(Duration::from_secs(100)), MAX_NAK_TIMER);
+    }
+
+    #[test]
+    fn truncated_exponential_matches_rfc_5401() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let window = Duration::from_millis(100);
+        for group in [1.0, 10.0, 1000.0] {
+            let lambda = lambda(group);
+            let draws: Vec<f64> = (0..20_000)
+                .map(|_| truncated_exponential(&mut rng, window, group).as_secs_f64() / 0.1)
+                .collect();
+            assert!(draws.iter().all(|x| (0.0..=1.0).contains(x)));
+            // CDF F(x) = (e^{λx} − 1)/(e^λ − 1): check it at x = 1/2.
+            let below_half = draws.iter().filter(|x| **x < 0.5).count() as f64 / 20_000.0;
+            let expected = (lambda * 0.5).exp_m1() / lambda.exp_m1();
+            assert!(
+                (below_half - expected).abs() < 0.015,
+                "G = {group}: {below_half} below half, expected {expected}"
+            );
+        }
+        // Degenerate sizes are floored at one member, never NaN.
+        assert_eq!(lambda(0.0), 1.0);
+        assert_eq!(lambda(f64::NAN), 1.0);
+        assert!(truncated_exponential(&mut rng, window, f64::INFINITY) <= window);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - `gaps`: positions (unwrapped sequence numbers) and missing-packet detection from sequence
 //!   jumps and the SPM leading edge.
 //! - `nak`: [`nak::NakScheduler`], the per-packet NAK cycle with suppression and retries.
-//! - `backoff`: the pure timer functions the cycle uses.
+//! - `backoff`: the pure timer functions the cycle uses, and the [`BackoffStrategy`] choices.
+//! - `group_size`: how many members receive a source, estimated from the member ids heard
+//!   (SPM echoes, foreign NAKs, NCFs); it sizes the default backoff window.
 //! - `rtt`: the distance-to-source estimator that scales them.
 //! - `reorder`: reassembly and in-order delivery, losses reported in order.
 //!
@@ -36,6 +38,7 @@
 
 mod backoff;
 mod gaps;
+mod group_size;
 mod nak;
 mod reorder;
 mod rtt;
@@ -46,8 +49,12 @@ use crate::proto::{Event, SourceId};
 use crate::stats::RttSummary;
 use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
 use backoff::BackoffParams;
+pub(crate) use backoff::BackoffStrategy;
 use bytes::Bytes;
 use gaps::{Arrival, LeadingEdge, Pos};
+use group_size::GroupSizeEstimator;
+#[cfg(any(test, feature = "sim"))]
+pub(crate) use nak::GROUP_SIZE_PRIOR;
 use nak::{Answers, NakParams, NakScheduler, later};
 use reorder::Reassembler;
 use rtt::RttEstimator;
@@ -55,6 +62,32 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
+
+/// How this member's NAKs are timed: the backoff strategy, whether it self-tunes, and the group
+/// size it assumes (see `docs/suppression.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Suppression {
+    /// How backoffs are drawn.
+    pub(crate) strategy: BackoffStrategy,
+    /// Whether the backoff window learns from duplicate NAKs (adaptive SRM's idea).
+    pub(crate) adaptive: bool,
+    /// `None`: estimate the group size from the members heard; `Some(n)`: assume `n`.
+    pub(crate) group_size: Option<u32>,
+}
+
+impl Default for Suppression {
+    fn default() -> Self {
+        Suppression {
+            strategy: BackoffStrategy::Scaled,
+            adaptive: true,
+            group_size: None,
+        }
+    }
+}
+
+/// Largest group size believed from the estimate: ids are chosen by members, so a forger could
+/// inflate it, and past this every timer would only grow (λ is ln 10⁶ + 1 ≈ 15 here).
+const MAX_GROUP_ESTIMATE: f64 = 1e6;
 
 /// The settings the receive side uses, fixed at creation.
 #[derive(Clone, Debug)]
@@ -65,6 +98,8 @@ struct ReceiverConfig {
     source_timeout: Duration,
     report_interval: Duration,
     nak: NakParams,
+    /// Fixed group size, or `None` to estimate it.
+    group_size: Option<u32>,
     max_sources: usize,
     /// Late-join backfill, capped below `window` so the start point is always in the window.
     backfill: u32,
@@ -114,6 +149,8 @@ struct PeerState {
     answers: Answers,
     /// The deadline under which this peer is filed in `ReceiverState::deadlines`.
     indexed: Option<Instant>,
+    /// Other members heard receiving this source, for the backoff's group size.
+    members: GroupSizeEstimator,
 }
 
 impl PeerState {
@@ -142,6 +179,28 @@ impl PeerState {
             newest_spm: None,
             answers: Answers::default(),
             indexed: None,
+            members: GroupSizeEstimator::default(),
+        }
+        .with_group_size(config.group_size)
+    }
+
+    /// Applies a fixed group size, if configured.
+    fn with_group_size(mut self, fixed: Option<u32>) -> PeerState {
+        if let Some(size) = fixed {
+            self.naks.set_group_size(f64::from(size));
+        }
+        self
+    }
+
+    /// Notes another member receiving this source; with an estimated group size, the backoff
+    /// follows the estimate (this member included).
+    fn heard_member(&mut self, config: &ReceiverConfig, member: u64) {
+        if member == config.member || config.group_size.is_some() {
+            return;
+        }
+        if self.members.observe(member) {
+            let size = (self.members.estimate() + 1.0).min(MAX_GROUP_ESTIMATE);
+            self.naks.set_group_size(size);
         }
     }
 
@@ -207,6 +266,9 @@ impl PeerState {
             timestamp: spm.timestamp,
             at: now,
         });
+        for echo in &spm.echoes {
+            self.heard_member(config, echo.member);
+        }
         if let Some(echo) = spm.echoes.iter().find(|echo| echo.member == config.member) {
             let since = ctx.clock.since(now, echo.timestamp);
             self.rtt.sample(rtt::echo_rtt(since, echo.hold_us));
@@ -236,6 +298,8 @@ impl PeerState {
         if ncf.requester == config.member {
             self.rtt.sample(ctx.clock.since(now, ncf.timestamp_echo));
             self.answers.ncf_at = Some(now);
+        } else {
+            self.heard_member(config, ncf.requester);
         }
         self.apply_trail(ncf.trail);
         let rtt = self.rtt.rtt();
@@ -251,7 +315,8 @@ impl PeerState {
         self.reorder.drain(ctx.stats, &mut out.events);
     }
 
-    fn on_foreign_nak(&mut self, ctx: &mut Context<'_>, nak: &Nak) {
+    fn on_foreign_nak(&mut self, config: &ReceiverConfig, ctx: &mut Context<'_>, nak: &Nak) {
+        self.heard_member(config, nak.requester);
         let next = self.reorder.next();
         let ranges: Vec<Range<Pos>> = nak
             .ranges
@@ -408,7 +473,10 @@ impl ReceiverState {
                     data_retries: settings.nak_data_retries,
                     initial_spread: nak::INITIAL_SPREAD,
                     give_up_after: settings.nak_give_up_after,
+                    strategy: settings.suppression.strategy,
+                    adaptive: settings.suppression.adaptive,
                 },
+                group_size: settings.suppression.group_size,
                 max_sources: settings.max_sources,
                 backfill: settings.join_backfill_packets.min(window - 1),
                 window,
@@ -485,7 +553,7 @@ impl ReceiverState {
         if peer.stream.instance != nak.stream.instance {
             return;
         }
-        peer.on_foreign_nak(ctx, nak);
+        peer.on_foreign_nak(&self.config, ctx, nak);
         self.reindex(source);
     }
 

@@ -34,7 +34,7 @@
 //! seed 6799215417662882587 at 30 % loss). Only the source (NCF `gone`, its trailing edge) can
 //! make a packet unrecoverable sooner.
 //!
-//! Adaptive spread. The backoff spread `C2·d` that makes suppression work grows with the
+//! Adaptive spread (the `Srm` strategy). The backoff spread `C2·d` that makes suppression work grows with the
 //! number of receivers that share a loss: with the default C2 = 2 and 20 receivers in a tree,
 //! about 8 of them NAK each shared loss (simulated and Monte-Carlo alike), because a NAK takes
 //! about as long to reach the other receivers as the spread lasts. So each scheduler learns a
@@ -48,11 +48,22 @@
 //! decays to 1 (the plain SRM timer) within about a dozen NAK rounds; in a large group it
 //! settles where about 1.6 NAKs go out per shared loss.
 //!
+//! Strategies. The backoff draw is one of [`BackoffStrategy`]'s: the default `Scaled` (RFC 5401
+//! truncated exponential over `T = 3·λ·d·f`, `λ = ln G + 1` of the estimated group size, `d` the
+//! one-way distance), `Srm` (the uniform timer and spread above), and the `PgmLike` (uniform
+//! over a fixed 50 ms) and `NormLike` (truncated exponential over `4·RTT`, G = 1000) baselines;
+//! the cycle, retries and the give-up floor are the same for all. The scaled strategy learns
+//! differently from SRM's spread: a repair of a packet this receiver NAKed without anyone
+//! duplicating the NAK drops its factor `f` to the floor `1/(3λ)` (a window of one distance:
+//! it becomes the group's requester and its NAK suppresses everyone's next time), and a packet
+//! whose NAK was duplicated doubles `f` (once per packet), up to [`MAX_SCALED_FACTOR`]. Without
+//! `adaptive` nothing is learned. See `docs/suppression.md` for the reasoning and the numbers.
+//!
 //! Invariant: `deadlines` holds exactly one `(deadline, pos)` entry per state in `states`, so
 //! the next expiry is the first entry of an ordered set — `next_deadline` costs O(log n) however
 //! many gaps are open.
 
-use super::backoff::{self, BackoffParams};
+use super::backoff::{self, BackoffParams, BackoffStrategy};
 use super::gaps::{Pos, runs, seq_of};
 use crate::wire::{MAX_RANGES, SeqRange};
 use rand::Rng;
@@ -85,6 +96,8 @@ struct NakState {
     rounds: u32,
     /// This receiver has NAKed the packet (so a foreign NAK for it is a duplicate).
     naked: bool,
+    /// A foreign NAK for the packet was heard after this receiver NAKed it.
+    duplicated: bool,
     /// When the packet was found missing; it is never given up before `give_up_after` from here.
     detected_at: Instant,
 }
@@ -98,6 +111,16 @@ pub(crate) const MAX_SPREAD: f64 = 8.0;
 /// Spread factor of a new source: with C2 = 2 it makes the spread 8 one-way distances, which
 /// keeps a 20-receiver tree with 1 ms hops under 4 NAKs per shared loss (Monte-Carlo).
 pub(crate) const INITIAL_SPREAD: f64 = 4.0;
+
+/// [`BackoffStrategy::Scaled`]: factor on the window for each packet whose NAK by this
+/// receiver was duplicated by another's (SRM's exponential backoff on duplicates).
+pub(crate) const SCALED_GROWTH: f64 = 2.0;
+/// [`BackoffStrategy::Scaled`]: largest factor on the window.
+pub(crate) const MAX_SCALED_FACTOR: f64 = 4.0;
+/// [`BackoffStrategy::Scaled`]: group size assumed before any member of the group is known. An
+/// order of magnitude either way costs little (λ is logarithmic); the estimate replaces it as
+/// soon as one SPM echo or foreign NAK names a member.
+pub(crate) const GROUP_SIZE_PRIOR: f64 = 100.0;
 
 /// Hard cap on NAK rounds per packet, as a multiple of the configured retry budget.
 const MAX_ROUNDS_FACTOR: u32 = 4;
@@ -125,6 +148,10 @@ pub(crate) struct NakParams {
     pub(crate) initial_spread: f64,
     /// Least time between finding a packet missing and giving it up on exhausted retries.
     pub(crate) give_up_after: Duration,
+    /// How backoffs are drawn.
+    pub(crate) strategy: BackoffStrategy,
+    /// Whether the factor on the backoff window learns from duplicate NAKs (self-tuning).
+    pub(crate) adaptive: bool,
 }
 
 /// What an expiry round produced; both lists sorted by position.
@@ -140,10 +167,60 @@ pub(crate) struct Expired {
 #[derive(Debug)]
 pub(crate) struct NakScheduler {
     params: NakParams,
-    /// Learned factor on C2, see the module doc.
+    /// Learned factor on the backoff window (C2 for SRM), see the module doc.
     spread: f64,
+    /// Group size driving [`BackoffStrategy::Scaled`]: the estimate, or the prior.
+    group_size: f64,
     states: BTreeMap<Pos, NakState>,
     deadlines: BTreeSet<(Instant, Pos)>,
+}
+
+/// The inputs of one backoff draw.
+#[derive(Clone, Copy, Debug)]
+struct Draw {
+    strategy: BackoffStrategy,
+    /// SRM constants, C2 already scaled by the learned spread.
+    srm: BackoffParams,
+    /// Learned factor on the window.
+    factor: f64,
+    group_size: f64,
+}
+
+impl Draw {
+    /// Time to wait before NAKing.
+    fn backoff(&self, rng: &mut impl Rng, rtt: Duration) -> Duration {
+        match self.strategy {
+            BackoffStrategy::Srm => backoff::nak_backoff(rng, rtt, self.srm),
+            BackoffStrategy::Scaled => {
+                backoff::truncated_exponential(rng, self.window(rtt), self.group_size)
+            }
+            BackoffStrategy::PgmLike => {
+                let unit: f64 = rng.random();
+                backoff::scale(backoff::PGM_BACKOFF_WINDOW, unit, backoff::MAX_NAK_TIMER)
+            }
+            BackoffStrategy::NormLike => {
+                backoff::truncated_exponential(rng, self.window(rtt), backoff::NORM_GROUP_SIZE)
+            }
+        }
+    }
+
+    /// The random part of the draw: within it other receivers' NAKs for the same loss arrive
+    /// (for SRM the spread `C2·d` above the fixed `C1·d`).
+    fn window(&self, rtt: Duration) -> Duration {
+        let distance = backoff::one_way_distance(rtt);
+        let cap = backoff::MAX_NAK_TIMER;
+        match self.strategy {
+            BackoffStrategy::Srm => backoff::scale(distance, self.srm.c2, cap),
+            BackoffStrategy::Scaled => backoff::scale(
+                distance,
+                backoff::SCALED_WINDOW_FACTOR * backoff::lambda(self.group_size) * self.factor,
+                cap,
+            ),
+            BackoffStrategy::PgmLike => backoff::PGM_BACKOFF_WINDOW,
+            // K·GRTT; this receiver's own RTT stands in for the group's (equal in a star).
+            BackoffStrategy::NormLike => backoff::scale(rtt, backoff::NORM_BACKOFF_FACTOR, cap),
+        }
+    }
 }
 
 /// `now + wait`, saturating far in the future instead of overflowing.
@@ -158,9 +235,47 @@ impl NakScheduler {
     pub(crate) fn new(params: NakParams) -> NakScheduler {
         NakScheduler {
             params,
-            spread: params.initial_spread.clamp(1.0, MAX_SPREAD),
+            spread: match params.strategy {
+                BackoffStrategy::Srm => params.initial_spread.clamp(1.0, MAX_SPREAD),
+                // The window already accounts for the group: start from it as computed.
+                _ => 1.0,
+            },
+            group_size: GROUP_SIZE_PRIOR,
             states: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+        }
+    }
+
+    /// Sets the group size the [`BackoffStrategy::Scaled`] window is computed for (at least 1).
+    pub(crate) fn set_group_size(&mut self, group_size: f64) {
+        self.group_size = group_size.max(1.0);
+        let floor = self.min_factor();
+        self.spread = self.spread.max(floor);
+    }
+
+    /// Smallest learned factor: 1 for SRM (the plain timer), `1/λ` for the scaled window (a
+    /// window of `SCALED_WINDOW_FACTOR·d`, as if alone).
+    fn min_factor(&self) -> f64 {
+        match self.params.strategy {
+            BackoffStrategy::Scaled => {
+                1.0 / (backoff::SCALED_WINDOW_FACTOR * backoff::lambda(self.group_size))
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// Time to wait before NAKing, drawn by the strategy.
+    fn draw_backoff(&self, rng: &mut impl Rng, rtt: Duration) -> Duration {
+        self.draw().backoff(rng, rtt)
+    }
+
+    /// What a backoff draw needs, copied out so it can be drawn while states are borrowed.
+    fn draw(&self) -> Draw {
+        Draw {
+            strategy: self.params.strategy,
+            srm: self.backoff_params(),
+            factor: self.spread,
+            group_size: self.group_size,
         }
     }
 
@@ -203,7 +318,7 @@ impl NakScheduler {
         if range.is_empty() {
             return;
         }
-        let deadline = later(now, backoff::nak_backoff(rng, rtt, self.backoff_params()));
+        let deadline = later(now, self.draw_backoff(rng, rtt));
         for pos in range {
             let state = NakState {
                 phase: Phase::BackOff,
@@ -213,6 +328,7 @@ impl NakScheduler {
                 data_timeouts: 0,
                 rounds: 0,
                 naked: false,
+                duplicated: false,
                 detected_at: now,
             };
             if let Some(old) = self.states.insert(pos, state) {
@@ -223,10 +339,19 @@ impl NakScheduler {
     }
 
     /// Data for `pos` arrived: its cycle ends. Returns whether it was missing.
+    ///
+    /// With the scaled strategy, a repair of a packet this receiver NAKed without anyone
+    /// duplicating the NAK makes it the group's requester: its window drops to the floor, so
+    /// its next NAK for a shared loss goes out before anyone else's timer and suppresses them
+    /// all. A duplicate (two requesters) doubles the window again.
     pub(crate) fn remove(&mut self, pos: Pos) -> bool {
         match self.states.remove(&pos) {
             Some(state) => {
                 self.deadlines.remove(&(state.deadline, pos));
+                let solo = state.naked && !state.duplicated;
+                if solo && self.params.adaptive && self.params.strategy == BackoffStrategy::Scaled {
+                    self.spread = self.min_factor();
+                }
                 true
             }
             None => false,
@@ -240,7 +365,7 @@ impl NakScheduler {
             // Also keeps `range_mut` from panicking on a reversed range.
             return 0;
         }
-        let deadline = later(now, backoff::data_wait(rtt));
+        let deadline = later(now, backoff::repair_wait(rtt));
         let mut suppressed = 0;
         for (&pos, state) in self.states.range_mut(range) {
             if state.phase == Phase::BackOff {
@@ -269,10 +394,16 @@ impl NakScheduler {
         let deadline = later(now, backoff::data_wait(rtt));
         let mut suppressed = 0;
         let mut duplicate = false;
+        let every_duplicate = self.params.strategy == BackoffStrategy::Srm;
         for range in ranges.iter().filter(|range| !range.is_empty()) {
             for (&pos, state) in self.states.range_mut(range.clone()) {
                 if state.phase != Phase::BackOff {
-                    duplicate |= state.naked;
+                    if state.naked {
+                        // The scaled strategy counts a packet once: a storm of a thousand
+                        // duplicates is one signal, not a thousand. SRM's spread grows per NAK.
+                        duplicate |= !state.duplicated || every_duplicate;
+                        state.duplicated = true;
+                    }
                     continue;
                 }
                 suppressed += 1;
@@ -283,8 +414,11 @@ impl NakScheduler {
                 self.deadlines.insert((deadline, pos));
             }
         }
-        if duplicate {
-            self.spread = (self.spread * SPREAD_GROWTH).min(MAX_SPREAD);
+        if duplicate && self.params.adaptive {
+            self.spread = match self.params.strategy {
+                BackoffStrategy::Scaled => (self.spread * SCALED_GROWTH).min(MAX_SCALED_FACTOR),
+                _ => (self.spread * SPREAD_GROWTH).min(MAX_SPREAD),
+            };
         }
         suppressed
     }
@@ -335,8 +469,8 @@ impl NakScheduler {
         answers: Answers,
     ) -> Expired {
         let mut out = Expired::default();
-        let backoff_params = self.backoff_params();
-        let ncf_deadline = later(now, backoff::ncf_wait(rtt, backoff_params));
+        let draw = self.draw();
+        let ncf_deadline = later(now, backoff::ncf_wait(rtt, draw.window(rtt)));
         let mut retry_deadline: Option<Instant> = None;
         let params = self.params;
         let max_rounds = params
@@ -388,9 +522,8 @@ impl NakScheduler {
                 }
             };
             if retry {
-                let deadline = *retry_deadline.get_or_insert_with(|| {
-                    later(now, backoff::nak_backoff(rng, rtt, backoff_params))
-                });
+                let deadline =
+                    *retry_deadline.get_or_insert_with(|| later(now, draw.backoff(rng, rtt)));
                 state.phase = Phase::BackOff;
                 state.deadline = deadline;
                 self.deadlines.insert((deadline, pos));
@@ -399,8 +532,11 @@ impl NakScheduler {
                 out.lost.push(pos);
             }
         }
-        if !out.nak.is_empty() {
-            self.spread = (self.spread * SPREAD_DECAY).max(1.0);
+        if !out.nak.is_empty()
+            && self.params.adaptive
+            && self.params.strategy == BackoffStrategy::Srm
+        {
+            self.spread = (self.spread * SPREAD_DECAY).max(self.min_factor());
         }
         out.nak.sort_unstable();
         out.lost.sort_unstable();
@@ -452,6 +588,8 @@ mod tests {
             data_retries: 1,
             initial_spread: 1.0,
             give_up_after: Duration::ZERO,
+            strategy: BackoffStrategy::Srm,
+            adaptive: true,
         }
     }
 
@@ -539,7 +677,7 @@ mod tests {
             "already NAKed: nothing suppressed"
         );
         assert_eq!(naks.phase(1), Some(Phase::WaitData));
-        assert_eq!(naks.next_deadline(), Some(t1 + backoff::data_wait(RTT)));
+        assert_eq!(naks.next_deadline(), Some(t1 + backoff::repair_wait(RTT)));
         // Data wait expires: back to backoff (retry 1 of 1), NAK again, NCF, expire again: lost.
         let mut lost = Vec::new();
         for _ in 0..10 {
@@ -712,6 +850,8 @@ mod tests {
             data_retries: 10,
             initial_spread: 1.0,
             give_up_after: Duration::ZERO,
+            strategy: BackoffStrategy::Srm,
+            adaptive: true,
         });
         naks.add_missing(1..2, t0, &mut rng, RTT);
         let mut ncf_every_other = false;
@@ -740,6 +880,124 @@ mod tests {
         }
         assert_eq!(naks.len(), 0, "given up in the end");
         assert!(sent > 10, "{sent} NAKs");
+    }
+
+    fn scaled(adaptive: bool) -> NakParams {
+        NakParams {
+            strategy: BackoffStrategy::Scaled,
+            adaptive,
+            ..params()
+        }
+    }
+
+    /// The backoff of one new gap, drawn by a scheduler in its current state.
+    fn one_draw(naks: &mut NakScheduler, rng: &mut SmallRng, at: Instant, pos: Pos) -> Duration {
+        naks.add_missing(pos..pos + 1, at, rng, RTT);
+        let deadline = naks.states[&pos].deadline;
+        naks.remove(pos);
+        deadline - at
+    }
+
+    #[test]
+    fn scaled_window_grows_with_log_group_size() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let t0 = base();
+        let d = RTT / 2;
+        for (group, lambda) in [(1.0, 1.0), (1000.0, 1000f64.ln() + 1.0)] {
+            let mut naks = NakScheduler::new(scaled(false));
+            naks.set_group_size(group);
+            let window = d.mul_f64(backoff::SCALED_WINDOW_FACTOR * lambda);
+            let draws: Vec<Duration> = (0..2_000)
+                .map(|i| one_draw(&mut naks, &mut rng, t0, i))
+                .collect();
+            assert!(
+                draws.iter().all(|t| *t <= window),
+                "{group}: beyond {window:?}"
+            );
+            assert!(draws.iter().any(|t| *t > window.mul_f64(0.95)));
+        }
+    }
+
+    #[test]
+    fn a_solo_requester_drops_to_the_floor_and_a_duplicate_doubles_it() {
+        let mut rng = SmallRng::seed_from_u64(12);
+        let t0 = base();
+        let mut naks = NakScheduler::new(scaled(true));
+        naks.set_group_size(1000.0);
+        assert_eq!(naks.spread(), 1.0);
+        // NAK packet 1; nobody duplicates it; the repair arrives: this receiver leads.
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let now = naks.next_deadline().unwrap();
+        assert_eq!(
+            naks.expire(now, &mut rng, RTT, Answers::default()).nak,
+            vec![1]
+        );
+        assert!(naks.remove(1));
+        let floor = 1.0 / (backoff::SCALED_WINDOW_FACTOR * backoff::lambda(1000.0));
+        assert!((naks.spread() - floor).abs() < 1e-12);
+        // Its timers now end within one distance: before anyone else's in a large group.
+        for pos in 10..200 {
+            assert!(one_draw(&mut naks, &mut rng, now, pos) <= RTT / 2);
+        }
+        // Packet 2 is NAKed and duplicated (twice: counted once): the window doubles.
+        naks.add_missing(2..3, now, &mut rng, RTT);
+        let later_now = naks.next_deadline().unwrap();
+        naks.expire(later_now, &mut rng, RTT, Answers::default());
+        naks.on_foreign_nak(&one(2..3), later_now, RTT);
+        naks.on_foreign_nak(&one(2..3), later_now, RTT);
+        assert!((naks.spread() - floor * SCALED_GROWTH).abs() < 1e-12);
+        // Its repair does not make it the leader again: the NAK was not alone.
+        naks.remove(2);
+        assert!((naks.spread() - floor * SCALED_GROWTH).abs() < 1e-12);
+    }
+
+    #[test]
+    fn without_self_tuning_nothing_is_learned() {
+        let mut rng = SmallRng::seed_from_u64(13);
+        let t0 = base();
+        let mut naks = NakScheduler::new(scaled(false));
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let now = naks.next_deadline().unwrap();
+        naks.expire(now, &mut rng, RTT, Answers::default());
+        naks.on_foreign_nak(&one(1..2), now, RTT);
+        naks.remove(1);
+        assert_eq!(naks.spread(), 1.0);
+    }
+
+    #[test]
+    fn baselines_ignore_distance_or_group() {
+        let mut rng = SmallRng::seed_from_u64(14);
+        let t0 = base();
+        let mut pgm = NakScheduler::new(NakParams {
+            strategy: BackoffStrategy::PgmLike,
+            adaptive: false,
+            ..params()
+        });
+        pgm.set_group_size(5.0);
+        let draws: Vec<Duration> = (0..2_000)
+            .map(|i| one_draw(&mut pgm, &mut rng, t0, i))
+            .collect();
+        // 50 ms whatever the 10 ms RTT says.
+        assert!(draws.iter().all(|t| *t <= backoff::PGM_BACKOFF_WINDOW));
+        assert!(draws.iter().any(|t| *t > Duration::from_millis(45)));
+        assert!(draws.iter().any(|t| *t < Duration::from_millis(5)));
+        let mut norm = NakScheduler::new(NakParams {
+            strategy: BackoffStrategy::NormLike,
+            adaptive: false,
+            ..params()
+        });
+        // The group size setting does not move NORM's fixed 1000.
+        norm.set_group_size(2.0);
+        let draws: Vec<Duration> = (0..2_000)
+            .map(|i| one_draw(&mut norm, &mut rng, t0, i))
+            .collect();
+        assert!(draws.iter().all(|t| *t <= RTT * 4));
+        // Truncated exponential for G = 1000: the mass piles up near the top (mean ≈ 0.87·T).
+        let mean = draws.iter().sum::<Duration>() / draws.len() as u32;
+        assert!(
+            mean > RTT * 4 * 8 / 10 && mean < RTT * 4 * 95 / 100,
+            "mean {mean:?}"
+        );
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl Harness {
         // The plain SRM timer, so tests can state exact backoff bounds; the learned spread
         // has its own tests.
         rx.config.nak.initial_spread = 1.0;
+        rx.config.nak.strategy = BackoffStrategy::Srm;
         Harness {
             base,
             now: base,

@@ -8,7 +8,10 @@
 //!   while data keeps flowing and keeps pushing the heartbeat back: ambient SPMs carry the
 //!   echoes and the window edges that late joiners and RTT estimation need.
 //! - A waiting echo makes an SPM due at most `min` after the report arrived, so receivers get
-//!   RTT samples promptly even when the heartbeat has backed off to `max`.
+//!   RTT samples promptly even when the heartbeat has backed off to `max`; a full SPM's worth
+//!   of waiting echoes makes the next SPM due at once (paced like data), so in a group of a
+//!   thousand the first wave of reports is echoed within a few SPMs instead of mostly dropped
+//!   — every receiver's NAK timer is scaled by the distance these echoes measure.
 //!
 //! Invariant: at most [`MAX_PENDING_ECHOES`] echoes wait, at most one per member (the newest);
 //! a full buffer forgets its oldest echo.
@@ -17,10 +20,10 @@ use crate::wire::{Echo, MAX_ECHOES};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Most receiver reports held for echoing: four SPMs' worth. With more reporting receivers
-/// than that per `min` interval, the oldest samples are dropped (they would carry a long hold
-/// anyway).
-pub(super) const MAX_PENDING_ECHOES: usize = 4 * MAX_ECHOES;
+/// Most receiver reports held for echoing: 32 SPMs' worth (1,024 echoes, 16 KiB), enough for
+/// the first report of every member of a thousand-member group. With more reporting receivers
+/// than that at once, the oldest samples are dropped (they would carry a long hold anyway).
+pub(super) const MAX_PENDING_ECHOES: usize = 32 * MAX_ECHOES;
 
 /// Longest SPM interval honoured; a longer configured one is clamped to it.
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
@@ -144,7 +147,11 @@ impl Heartbeat {
         self.interval = (self.interval * 2).min(self.max);
         self.heartbeat_due = Some(now + self.interval);
         self.last_beat = Some(now);
-        self.echo_due = (!self.echoes.is_empty()).then(|| now + self.min);
+        self.echo_due = if self.echoes.len() >= MAX_ECHOES {
+            Some(now)
+        } else {
+            (!self.echoes.is_empty()).then(|| now + self.min)
+        };
         Beat { spm_seq, echoes }
     }
 }

@@ -606,6 +606,8 @@ fn duplicate_nak_within_linger_is_confirmed_but_not_repaired() {
     let mut h = Harness::new(Settings {
         rate_limit_bps: None,
         repair_linger: 5 * MS,
+        // Below the configured linger, so the linger is exactly 5 ms before any report.
+        initial_rtt: MS,
         ..Settings::default()
     });
     for _ in 0..5 {
@@ -639,6 +641,34 @@ fn duplicate_nak_within_linger_is_confirmed_but_not_repaired() {
     assert_eq!(seqs(&after[1..]), vec![FIRST.add(2).0, FIRST.add(3).0]);
     assert_eq!(h.stats.recovery.repairs_sent, 4);
     assert_eq!(h.stats.recovery.naks_received, 5);
+}
+
+#[test]
+fn before_any_report_the_linger_covers_the_initial_rtt() {
+    let mut h = Harness::new(Settings {
+        rate_limit_bps: None,
+        repair_linger: 2 * MS,
+        initial_rtt: 10 * MS,
+        ..Settings::default()
+    });
+    for _ in 0..3 {
+        h.send_len(1);
+    }
+    h.drain();
+    let nak = h.nak_for(&[(FIRST.add(1).0, 1)]);
+    h.nak(&nak);
+    assert_eq!(without_spm(h.drain()).len(), 2, "NCF + RDATA");
+    // 9 ms later a duplicate (fired before the repair reached its sender) is still ignored.
+    h.advance(9 * MS);
+    h.nak(&nak);
+    assert_eq!(without_spm(h.drain()).len(), 1, "NCF only");
+    h.advance(2 * MS);
+    h.nak(&nak);
+    assert_eq!(
+        without_spm(h.drain()).len(),
+        2,
+        "linger over: repaired again"
+    );
 }
 
 #[test]

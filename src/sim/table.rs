@@ -1,0 +1,379 @@
+//! The NAK-suppression comparison: one cell per (topology, group size, loss pattern, strategy),
+//! each the pooled result of several seeded runs on identical networks, so that rmcast and the
+//! PGM-like and NORM-like baselines meet the same losses (links draw from their own seeded
+//! RNGs, so the first losses of a run coincide across strategies until feedback differs).
+//!
+//! Used by `examples/suppression_table.rs` (the full table, `docs/suppression_table.md`) and by
+//! `tests/sim/suppression.rs` (a reduced sweep pinning the bounds). Topologies:
+//!
+//! - `star`: the source behind one shared 2 ms link to a hub, every receiver 2 ms from the hub
+//!   (RTT 8 ms for all);
+//! - `tree`: depth 3, fan-out 10 (10 receivers: one level; 100: two), 1 ms per link (RTT 8 ms
+//!   at 1,000 receivers);
+//! - `mixed`: 90 % of the receivers 1.5–5.5 ms one-way from the source, 10 % behind a far
+//!   router 10–50 ms away, spread evenly.
+//!
+//! Loss patterns: `shared1` 1 % on the source's uplink (every receiver misses the packet);
+//! `indep1` 1 % on every receiver's own downlink; `subtree5` 5 % on the link into one subtree
+//! (tree: the first of the root's ten; mixed: the far router; star, which has no subtree: the
+//! downlinks of the first tenth of the receivers).
+//!
+//! Invariant: a cell is a pure function of its key and seed count; every run also passes the
+//! simulator's oracles, and a run that breaks one marks the cell incomplete.
+
+use super::node::{Pace, SendPlan, SessionMember, Sizes, Strategy};
+use super::scenario::Scenario;
+use super::topology::{HostId, RouterId, Topology};
+use super::{LinkModel, SimReport};
+use std::fmt;
+use std::time::Duration;
+
+/// Shape of the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// All receivers behind one shared link from the source, equally far.
+    Star,
+    /// Depth-3, fan-out-10 tree.
+    Tree,
+    /// Receivers at 1.5–50 ms, a tenth of them ten times farther than the rest.
+    Mixed,
+}
+
+impl Shape {
+    /// Every shape, in table order.
+    pub const ALL: [Shape; 3] = [Shape::Star, Shape::Tree, Shape::Mixed];
+
+    /// Name in the table: `star`, `tree`, `mixed`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Star => "star",
+            Shape::Tree => "tree",
+            Shape::Mixed => "mixed",
+        }
+    }
+}
+
+/// Where packets are lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// 1 % on the source's uplink: every receiver misses the same packets.
+    Shared1,
+    /// 1 % on every receiver's downlink, independently.
+    Indep1,
+    /// 5 % on the link into one subtree.
+    Subtree5,
+}
+
+impl Loss {
+    /// Every pattern, in table order.
+    pub const ALL: [Loss; 3] = [Loss::Shared1, Loss::Indep1, Loss::Subtree5];
+
+    /// Name in the table: `shared1`, `indep1`, `subtree5`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Shared1 => "shared1",
+            Loss::Indep1 => "indep1",
+            Loss::Subtree5 => "subtree5",
+        }
+    }
+}
+
+/// One cell of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CellKey {
+    /// Network shape.
+    pub shape: Shape,
+    /// Number of receivers (the source comes on top).
+    pub receivers: usize,
+    /// Loss pattern.
+    pub loss: Loss,
+    /// NAK suppression strategy of every member.
+    pub strategy: Strategy,
+}
+
+/// Pooled figures of one cell.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Cell {
+    /// What was run.
+    pub key: CellKey,
+    /// Seeds run.
+    pub runs: u32,
+    /// ODATA copies lost on links (loss events), over all runs.
+    pub losses: u64,
+    /// NAK datagrams sent per loss event.
+    pub naks_per_loss: f64,
+    /// RDATA datagrams sent per loss event.
+    pub repairs_per_loss: f64,
+    /// Mean recovery delay (repair arrival minus when the original would have arrived), in
+    /// round trips of the farthest receiver.
+    pub recovery_mean_rtt: f64,
+    /// 99th percentile of the same.
+    pub recovery_p99_rtt: f64,
+    /// NAK, NCF, SPM and REPORT bytes as a percentage of ODATA and RDATA bytes.
+    pub control_pct: f64,
+    /// Every run passed its oracles and every receiver got every message.
+    pub complete: bool,
+}
+
+/// Messages per run: one datagram each.
+pub const MESSAGES: u32 = 2_000;
+/// Message size: fits one datagram with room to spare.
+pub const MESSAGE_LEN: usize = 1_000;
+/// One message every this long: 10,000 packets/s, 80 Mbit/s of payload.
+pub const MESSAGE_INTERVAL: Duration = Duration::from_micros(100);
+
+/// The network of a cell.
+#[must_use]
+pub fn topology(shape: Shape, receivers: usize, loss: Loss) -> Topology {
+    let ms = |m: f64| LinkModel::new(Duration::from_secs_f64(m / 1e3));
+    let mut topology = match shape {
+        Shape::Star => Topology::star(receivers, ms(2.0), ms(2.0)),
+        Shape::Tree => {
+            let fanouts: &[usize] = match receivers {
+                0..=10 => &[10],
+                11..=100 => &[10, 10],
+                _ => &[10, 10, 10],
+            };
+            let leaves: usize = fanouts.iter().product();
+            let mut fanouts = fanouts.to_vec();
+            // Other sizes keep the shape and trim the last level.
+            if let Some(last) = fanouts.last_mut() {
+                *last = (*last * receivers).div_ceil(leaves).max(1);
+            }
+            Topology::tree(&fanouts, ms(1.0), ms(1.0), ms(1.0))
+        }
+        Shape::Mixed => {
+            let mut topology = Topology::new();
+            topology.add_host(RouterId(0), ms(0.5));
+            let near = topology.add_router(RouterId(0), ms(0.5));
+            let far = topology.add_router(RouterId(0), ms(9.0));
+            let far_count = (receivers / 10).max(1);
+            let near_count = receivers - far_count;
+            for i in 0..near_count {
+                let spread = i as f64 / near_count.max(2).saturating_sub(1) as f64;
+                topology.add_host(near, ms(0.5 + 4.0 * spread));
+            }
+            for i in 0..far_count {
+                let spread = i as f64 / far_count.max(2).saturating_sub(1) as f64;
+                topology.add_host(far, ms(0.5 + 40.0 * spread));
+            }
+            topology
+        }
+    };
+    apply_loss(&mut topology, shape, receivers, loss);
+    topology
+}
+
+fn apply_loss(topology: &mut Topology, shape: Shape, receivers: usize, loss: Loss) {
+    let lossy = |link: &LinkModel, p: f64| link.clone().bernoulli(p);
+    match loss {
+        Loss::Shared1 => {
+            let up = topology.host_uplink(HostId(0));
+            let model = lossy(topology.link(up), 0.01);
+            topology.set_link(up, model);
+        }
+        Loss::Indep1 => {
+            for host in 1..topology.hosts() {
+                let down = topology.host_downlink(HostId(host));
+                let model = lossy(topology.link(down), 0.01);
+                topology.set_link(down, model);
+            }
+        }
+        Loss::Subtree5 => match shape {
+            Shape::Tree | Shape::Mixed => {
+                // Tree: the root's first child; mixed: the far router (router 2).
+                let router = if shape == Shape::Tree {
+                    RouterId(1)
+                } else {
+                    RouterId(2)
+                };
+                let inner = (router.0 < topology.routers())
+                    .then(|| topology.router_downlink(router))
+                    .flatten();
+                if let Some(down) = inner {
+                    let model = lossy(topology.link(down), 0.05);
+                    topology.set_link(down, model);
+                } else {
+                    // A one-level tree has no inner router: its first receiver is the subtree.
+                    let down = topology.host_downlink(HostId(1));
+                    let model = lossy(topology.link(down), 0.05);
+                    topology.set_link(down, model);
+                }
+            }
+            Shape::Star => {
+                for host in 1..=(receivers / 10).max(1) {
+                    let down = topology.host_downlink(HostId(host));
+                    let model = lossy(topology.link(down), 0.05);
+                    topology.set_link(down, model);
+                }
+            }
+        },
+    }
+}
+
+/// The scenario of a cell (named after it, so each cell sweeps its own seeds).
+pub fn scenario(key: CellKey) -> Scenario {
+    let name = format!(
+        "suppression_{}_{}_{}",
+        key.shape.name(),
+        key.receivers,
+        key.loss.name()
+    );
+    let plan =
+        SendPlan::new(MESSAGES, Sizes::Fixed(MESSAGE_LEN)).pace(Pace::Every(MESSAGE_INTERVAL));
+    Scenario::new(&name, topology(key.shape, key.receivers, key.loss))
+        .send(HostId(0), plan)
+        .deadline(Duration::from_secs(20))
+}
+
+/// Runs `runs` seeds of a cell and pools them. The seeds depend on the topology and loss only,
+/// so every strategy of a row meets the same networks.
+#[must_use]
+pub fn run_cell(key: CellKey, runs: u32) -> Cell {
+    let scenario = scenario(key);
+    let reports: Vec<SimReport> = (0..runs)
+        .map(|index| {
+            scenario.run_with(
+                scenario.seed_for(index),
+                false,
+                |host, config, seed, now| {
+                    SessionMember::with_strategy(config, key.strategy, seed, now).unwrap_or_else(
+                        |err| panic!("host h{} has an invalid configuration: {err}", host.0),
+                    )
+                },
+            )
+        })
+        .collect();
+    // `RMCAST_TABLE_DEBUG=1` prints the report of every run that broke an oracle.
+    if std::env::var_os("RMCAST_TABLE_DEBUG").is_some() {
+        for report in reports.iter().filter(|r| !r.passed()) {
+            eprintln!("{report}");
+        }
+    }
+    pool(key, &reports)
+}
+
+/// Pools the reports of one cell's runs.
+#[must_use]
+pub fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
+    let losses: u64 = reports.iter().map(SimReport::odata_lost).sum();
+    let naks: u64 = reports.iter().map(SimReport::naks).sum();
+    let rdata: u64 = reports.iter().map(SimReport::rdata).sum();
+    let control: u64 = reports.iter().map(SimReport::control_bytes).sum();
+    let data: u64 = reports.iter().map(SimReport::data_bytes).sum();
+    let mut delays: Vec<f64> = reports
+        .iter()
+        .flat_map(SimReport::recovery_in_rtts)
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    let per_loss = |count: u64| count as f64 / losses.max(1) as f64;
+    let complete = reports.iter().all(|report| {
+        report.passed()
+            && report.completed_at.is_some()
+            && report.hosts.iter().all(|host| host.lost_messages == 0)
+    });
+    Cell {
+        key,
+        runs: reports.len() as u32,
+        losses,
+        naks_per_loss: per_loss(naks),
+        repairs_per_loss: per_loss(rdata),
+        recovery_mean_rtt: mean(&delays),
+        recovery_p99_rtt: percentile(&delays, 0.99),
+        control_pct: 100.0 * control as f64 / data.max(1) as f64,
+        complete,
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+/// The `q` quantile of sorted values (nearest rank), 0 when empty.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The CSV header, the columns of [`Cell`]'s `Display`... as CSV.
+pub const CSV_HEADER: &str = "topology,receivers,loss,strategy,naks_per_loss,repairs_per_loss,recovery_mean_rtt,recovery_p99_rtt,control_pct,complete";
+
+impl Cell {
+    /// One CSV row in the columns of [`CSV_HEADER`].
+    #[must_use]
+    pub fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{}",
+            self.key.shape.name(),
+            self.key.receivers,
+            self.key.loss.name(),
+            self.key.strategy.name(),
+            self.naks_per_loss,
+            self.repairs_per_loss,
+            self.recovery_mean_rtt,
+            self.recovery_p99_rtt,
+            self.control_pct,
+            self.complete
+        )
+    }
+}
+
+impl fmt::Display for Cell {
+    /// One markdown table row.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            self.key.shape.name(),
+            self.key.receivers,
+            self.key.loss.name(),
+            self.key.strategy.name(),
+            self.naks_per_loss,
+            self.repairs_per_loss,
+            self.recovery_mean_rtt,
+            self.recovery_p99_rtt,
+            self.control_pct,
+            if self.complete { "yes" } else { "NO" }
+        )
+    }
+}
+
+/// The markdown header matching [`Cell`]'s `Display`.
+pub const MARKDOWN_HEADER: &str = "| topology | receivers | loss | strategy | NAKs/loss | repairs/loss | recovery mean (RTT) | recovery p99 (RTT) | control % | complete |\n|---|---:|---|---|---:|---:|---:|---:|---:|---|";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topologies_have_the_promised_sizes_and_distances() {
+        for receivers in [10, 100, 1000] {
+            for shape in Shape::ALL {
+                let topology = topology(shape, receivers, Loss::Shared1);
+                assert_eq!(topology.hosts(), receivers + 1, "{shape:?} {receivers}");
+            }
+        }
+        let tree = topology(Shape::Tree, 1000, Loss::Subtree5);
+        // Root, 10, 100 routers.
+        assert_eq!(tree.routers(), 111);
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert_eq!(percentile(&values, 1.0), 100.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(mean(&[1.0, 3.0]), 2.0);
+    }
+}
