@@ -46,6 +46,15 @@ impl Harness {
         }
     }
 
+    /// A source paced at 8 Mbit/s (1 MB/s), so a 1,000-byte datagram leaves every millisecond
+    /// once the burst is spent.
+    fn paced() -> Harness {
+        Harness::new(Settings {
+            rate_limit_bps: Some(8_000_000),
+            ..Settings::default()
+        })
+    }
+
     fn unpaced() -> Harness {
         Harness::new(Settings {
             rate_limit_bps: None,
@@ -340,10 +349,7 @@ fn empty_messages_fill_the_send_queue() {
 
 #[test]
 fn pacing_releases_rate_times_time() {
-    let mut h = Harness::new(Settings {
-        rate_limit_bps: Some(8_000_000),
-        ..Settings::default()
-    });
+    let mut h = Harness::paced();
     for _ in 0..2000 {
         h.send_len(1000);
     }
@@ -372,10 +378,7 @@ fn pacing_releases_rate_times_time() {
 
 #[test]
 fn pacer_deadline_is_the_exact_wake_instant() {
-    let mut h = Harness::new(Settings {
-        rate_limit_bps: Some(8_000_000),
-        ..Settings::default()
-    });
+    let mut h = Harness::paced();
     for _ in 0..100 {
         h.send_len(968); // 1000-byte datagrams.
     }
@@ -552,10 +555,7 @@ fn ambient_spm_goes_out_under_a_backlog_with_lead_of_sent_data() {
 
 #[test]
 fn nak_gets_immediate_ncf_before_pending_odata_then_rdata_for_exactly_the_asked() {
-    let mut h = Harness::new(Settings {
-        rate_limit_bps: Some(8_000_000),
-        ..Settings::default()
-    });
+    let mut h = Harness::paced();
     for _ in 0..100 {
         h.send_len(968);
     }
@@ -673,10 +673,7 @@ fn before_any_report_the_linger_covers_the_initial_rtt() {
 
 #[test]
 fn nak_while_rdata_queued_is_deduplicated() {
-    let mut h = Harness::new(Settings {
-        rate_limit_bps: Some(8_000_000),
-        ..Settings::default()
-    });
+    let mut h = Harness::paced();
     for _ in 0..70 {
         h.send_len(968);
     }
