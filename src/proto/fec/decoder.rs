@@ -5,6 +5,7 @@
 //! to `stride`), so any symbol length the block turns out to have slices it correctly; the
 //! block's symbol length, once set by the first parity, bounds every later source and parity.
 
+use super::solver::{Block, LossSolver};
 use super::{
     FecError, LEN_PREFIX, XOR_PARITY, check_shape, frame_into, symbol_len_for, unframe, xor_into,
 };
@@ -17,6 +18,17 @@ pub(crate) enum Added {
     New,
     /// A symbol with this index was already held (or already recovered); nothing changed.
     Duplicate,
+}
+
+/// How [`BlockDecoder::recover`] rebuilt the block's missing sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecoveryPath {
+    /// One loss, from the XOR parity: one XOR pass over the block.
+    Xor,
+    /// A few losses, from as many Reed-Solomon parities: one re-encode plus an e × e solve.
+    Solved,
+    /// Many losses: the crate's full Reed-Solomon decode.
+    Decoded,
 }
 
 /// Recovers the missing sources of one block at a time.
@@ -44,7 +56,12 @@ pub(crate) struct BlockDecoder {
     symbol_len: Option<usize>,
     sources_held: usize,
     rs_parity_held: usize,
+    /// Few losses: solves the e × e system left by the losses (no full transform).
+    solver: LossSolver,
+    /// Many losses: the crate's own decoder.
     rs: ReedSolomonDecoder,
+    /// How the last `recover` of this block rebuilt sources (`None` before, or if none missing).
+    last_path: Option<RecoveryPath>,
 }
 
 impl BlockDecoder {
@@ -59,6 +76,7 @@ impl BlockDecoder {
         check_shape(max_k, m, max_payload)?;
         let stride = symbol_len_for(max_payload);
         let rs = ReedSolomonDecoder::new(max_k, m, stride)?;
+        let solver = LossSolver::new(max_k, m, stride)?;
         Ok(BlockDecoder {
             max_k,
             m,
@@ -74,7 +92,9 @@ impl BlockDecoder {
             symbol_len: None,
             sources_held: 0,
             rs_parity_held: 0,
+            solver,
             rs,
+            last_path: None,
         })
     }
 
@@ -96,6 +116,7 @@ impl BlockDecoder {
         self.symbol_len = None;
         self.sources_held = 0;
         self.rs_parity_held = 0;
+        self.last_path = None;
         Ok(())
     }
 
@@ -179,8 +200,10 @@ impl BlockDecoder {
     }
 
     /// Rebuilds every missing source; returns how many were rebuilt (0 when none was missing).
-    /// A single loss with the XOR parity held costs one pass of XOR over the block; otherwise the
-    /// Reed-Solomon decoder runs. Afterwards [`BlockDecoder::source`] serves every index.
+    /// A single loss with the XOR parity held costs one pass of XOR over the block; up to
+    /// [`super::solver::MAX_SOLVED_LOSSES`] losses cost one re-encode of the block plus an
+    /// e × e solve; more run the crate's full Reed-Solomon decoder. Afterwards
+    /// [`BlockDecoder::source`] serves every index.
     pub(crate) fn recover(&mut self) -> Result<usize, FecError> {
         let missing = self.missing();
         if missing == 0 {
@@ -193,11 +216,16 @@ impl BlockDecoder {
         let Some(symbol_len) = self.symbol_len else {
             return Err(FecError::NotRecoverable { missing });
         };
-        if missing == 1 && self.have_parity[XOR_PARITY] {
+        let path = if missing == 1 && self.have_parity[XOR_PARITY] {
             self.recover_by_xor(symbol_len)?;
+            RecoveryPath::Xor
+        } else if self.solver.handles(missing) && self.recover_by_solver(symbol_len)? {
+            RecoveryPath::Solved
         } else {
             self.recover_by_rs(symbol_len)?;
-        }
+            RecoveryPath::Decoded
+        };
+        self.last_path = Some(path);
         Ok(missing)
     }
 
@@ -208,6 +236,12 @@ impl BlockDecoder {
         }
         let slot = index * self.stride;
         unframe(&self.sources[slot..slot + self.stride])
+    }
+
+    /// How the last successful [`BlockDecoder::recover`] of the current block rebuilt its
+    /// sources; `None` before any, or when nothing was missing.
+    pub(crate) fn last_recovery_path(&self) -> Option<RecoveryPath> {
+        self.last_path
     }
 
     /// Whether source `index` was rebuilt (not received) in the current block.
@@ -237,6 +271,35 @@ impl BlockDecoder {
         self.recovered[lost] = true;
         self.sources_held += 1;
         Ok(())
+    }
+
+    /// Returns false, changing nothing, when the solver declined (then the crate decodes).
+    fn recover_by_solver(&mut self, symbol_len: usize) -> Result<bool, FecError> {
+        let solved = self.solver.solve(Block {
+            k: self.k,
+            symbol_len,
+            stride: self.stride,
+            sources: &mut self.sources,
+            have_source: &self.have_source,
+            parity: &self.parity,
+            have_parity: &self.have_parity,
+        })?;
+        if !solved {
+            return Ok(false);
+        }
+        for index in 0..self.k {
+            if self.have_source[index] {
+                continue;
+            }
+            let slot = index * self.stride;
+            if unframe(&self.sources[slot..slot + symbol_len]).is_none() {
+                return Err(FecError::CorruptRecovery { index });
+            }
+            self.have_source[index] = true;
+            self.recovered[index] = true;
+            self.sources_held += 1;
+        }
+        Ok(true)
     }
 
     fn recover_by_rs(&mut self, symbol_len: usize) -> Result<(), FecError> {

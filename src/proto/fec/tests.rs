@@ -1,9 +1,14 @@
 //! Round trips through `BlockEncoder` → loss → `BlockDecoder`: exhaustive loss patterns for a
-//! small block, seeded random patterns for (64, 16), exact lengths (0 included), and rejection
-//! of malformed input.
+//! small block, every loss count 1..=m at several shapes (low and high rate, both sides of the
+//! solver's limit), short and odd symbol lengths, k changing between blocks, property tests on
+//! random shapes and patterns, exact lengths (0 included), and rejection of malformed input.
+//! Every recovery also checks which path ran (XOR, e × e solve, or the crate's decoder).
 
+use super::solver::MAX_SOLVED_LOSSES;
 use super::*;
+use proptest::prelude::*;
 use rand::rngs::SmallRng;
+use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 
 /// Payloads of varied lengths, 0 and `max` included, deterministic from `seed`.
@@ -76,6 +81,18 @@ fn recover_and_check(
     }
     assert_eq!(decoder.recover(), Ok(lost_sources.len()));
     assert_eq!(decoder.missing(), 0);
+    let m = parity.len() - 1;
+    let path = match lost_sources.len() {
+        0 => None,
+        1 if xor_held => Some(RecoveryPath::Xor),
+        lost if lost <= MAX_SOLVED_LOSSES.min(m) => Some(RecoveryPath::Solved),
+        _ => Some(RecoveryPath::Decoded),
+    };
+    assert_eq!(
+        decoder.last_recovery_path(),
+        path,
+        "lost {lost_sources:?} / parity {lost_parity:?}"
+    );
     for (index, payload) in data.iter().enumerate() {
         assert_eq!(
             decoder.source(index),
@@ -119,7 +136,6 @@ fn every_loss_pattern_of_a_small_block_recovers_exactly() {
 
 #[test]
 fn random_loss_patterns_of_a_64_16_block_recover() {
-    use rand::seq::index::sample;
     let (k, m, max) = (64, 16, 1400);
     let mut encoder = BlockEncoder::new(k, m, max).unwrap();
     let mut decoder = BlockDecoder::new(k, m, max).unwrap();
@@ -138,6 +154,161 @@ fn random_loss_patterns_of_a_64_16_block_recover() {
         recover_and_check(&mut decoder, &data, &parity, &lost_sources, &lost_parity);
         // At most m symbols lost of k + m + 1: always recoverable.
         assert_eq!(decoder.missing(), 0, "round {round}");
+    }
+}
+
+/// What a random case loses: `sources` random sources, all but `rs_held` random RS parities, and
+/// the XOR parity unless `xor_held`.
+struct Loss {
+    sources: usize,
+    rs_held: usize,
+    xor_held: bool,
+}
+
+impl Loss {
+    /// e sources lost, exactly e RS parities held, no XOR parity: always an RS path.
+    fn exact(sources: usize) -> Loss {
+        Loss {
+            sources,
+            rs_held: sources,
+            xor_held: false,
+        }
+    }
+}
+
+/// Draws `loss` at random over the block, then checks recovery (always possible here).
+fn random_case(
+    rng: &mut SmallRng,
+    decoder: &mut BlockDecoder,
+    data: &[Vec<u8>],
+    parity: &[Vec<u8>],
+    loss: Loss,
+    label: &str,
+) {
+    let (k, m) = (data.len(), parity.len() - 1);
+    let lost_sources = sample(rng, k, loss.sources).into_vec();
+    let held: Vec<usize> = sample(rng, m, loss.rs_held)
+        .into_iter()
+        .map(|rs| rs + 1)
+        .collect();
+    let mut lost_parity: Vec<usize> = (1..=m).filter(|index| !held.contains(index)).collect();
+    if !loss.xor_held {
+        lost_parity.push(XOR_PARITY);
+    }
+    recover_and_check(decoder, data, parity, &lost_sources, &lost_parity);
+    assert_eq!(
+        decoder.missing(),
+        0,
+        "{label}: lost {lost_sources:?}, held {held:?}"
+    );
+}
+
+#[test]
+fn every_loss_count_recovers_at_several_shapes() {
+    // Low rate (k < m), high rate, the shapes, and m beyond the solver's limit (the
+    // crate's decoder takes e > MAX_SOLVED_LOSSES).
+    let shapes = [
+        (1, 1, 30),
+        (2, 2, 30),
+        (5, 3, 64),
+        (17, 40, 50),
+        (32, 4, 1400),
+        (64, 16, 1400),
+        (200, 32, 300),
+        (255, 36, 100),
+    ];
+    let mut rng = SmallRng::seed_from_u64(21);
+    for (k, m, max) in shapes {
+        let mut encoder = BlockEncoder::new(k, m, max).unwrap();
+        let mut decoder = BlockDecoder::new(k, m, max).unwrap();
+        for lost in 1..=m.min(k) {
+            let data = payloads(k, max, rng.random());
+            let parity = encode(&mut encoder, &data);
+            let label = format!("(k, m) = ({k}, {m}), e = {lost}");
+            // Exactly e RS parities, without the XOR parity: the RS paths.
+            let loss = Loss::exact(lost);
+            random_case(&mut rng, &mut decoder, &data, &parity, loss, &label);
+            // More RS parities than needed, XOR parity too: the solver picks e of them.
+            let loss = Loss {
+                sources: lost,
+                rs_held: rng.random_range(lost..=m),
+                xor_held: true,
+            };
+            random_case(&mut rng, &mut decoder, &data, &parity, loss, &label);
+        }
+    }
+}
+
+#[test]
+fn short_and_odd_symbol_lengths_recover() {
+    // Symbol lengths around the crate's 64-byte chunk: 2, 4, 62, 64, 66, 128, 130, 1402.
+    let (max_k, m) = (12, 6);
+    let mut encoder = BlockEncoder::new(max_k, m, 1400).unwrap();
+    let mut decoder = BlockDecoder::new(max_k, m, 1400).unwrap();
+    let mut rng = SmallRng::seed_from_u64(5);
+    for longest in [0, 1, 2, 59, 60, 61, 62, 63, 64, 126, 127, 128, 1399, 1400] {
+        let mut data = payloads(max_k, longest, rng.random());
+        data[3] = vec![0xC3; longest];
+        let parity = encode(&mut encoder, &data);
+        assert_eq!(parity[0].len(), symbol_len_for(longest));
+        for lost in 1..=m {
+            let label = format!("longest payload {longest}, e = {lost}");
+            let loss = Loss::exact(lost);
+            random_case(&mut rng, &mut decoder, &data, &parity, loss, &label);
+        }
+    }
+}
+
+#[test]
+fn blocks_of_changing_k_recover_with_one_decoder() {
+    // Flush-closed blocks change k between blocks; the solver's coefficients follow k.
+    let (max_k, m, max) = (32, 8, 200);
+    let mut encoder = BlockEncoder::new(max_k, m, max).unwrap();
+    let mut decoder = BlockDecoder::new(max_k, m, max).unwrap();
+    let mut rng = SmallRng::seed_from_u64(13);
+    for (round, k) in [32, 7, 32, 1, 19, 19, 32, 2].into_iter().enumerate() {
+        let data = payloads(k, max, 200 + round as u64);
+        let parity = encode(&mut encoder, &data);
+        let lost = rng.random_range(1..=m.min(k));
+        let label = format!("round {round}, k = {k}, e = {lost}");
+        let loss = Loss::exact(lost);
+        random_case(&mut rng, &mut decoder, &data, &parity, loss, &label);
+    }
+}
+
+/// A block shape, payload lengths and a loss pattern for the property test.
+fn block_case() -> impl Strategy<Value = (usize, usize, Vec<usize>, Vec<bool>, Vec<bool>, u64)> {
+    (1usize..=40, 1usize..=12).prop_flat_map(|(k, m)| {
+        (
+            Just(k),
+            Just(m),
+            proptest::collection::vec(0usize..=300, k),
+            proptest::collection::vec(any::<bool>(), k),
+            proptest::collection::vec(any::<bool>(), m + 1),
+            any::<u64>(),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Any block, any lengths, any loss of sources and parity: recovery succeeds exactly when
+    /// the rule of `can_recover` says so, returns the exact payloads, and takes the stated path.
+    #[test]
+    fn any_loss_pattern_recovers_exactly_when_recoverable(
+        (k, m, lens, source_lost, parity_lost, seed) in block_case()
+    ) {
+        let max = lens.iter().copied().max().unwrap_or(0);
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let data: Vec<Vec<u8>> =
+            lens.iter().map(|&len| (0..len).map(|_| rng.random()).collect()).collect();
+        let mut encoder = BlockEncoder::new(k, m, max).unwrap();
+        let mut decoder = BlockDecoder::new(k, m, max).unwrap();
+        let parity = encode(&mut encoder, &data);
+        let lost_sources: Vec<usize> = (0..k).filter(|&index| source_lost[index]).collect();
+        let lost_parity: Vec<usize> = (0..=m).filter(|&index| parity_lost[index]).collect();
+        recover_and_check(&mut decoder, &data, &parity, &lost_sources, &lost_parity);
     }
 }
 
