@@ -12,7 +12,8 @@
 //! Recovery cycles through 512 pre-drawn loss patterns per case (more than reed-solomon-erasure's
 //! 254-entry decode-matrix cache), so no crate is timed on a cache it would not have in a real
 //! run where losses are random. The lost symbols are always sources (the costly case); the
-//! repair symbols used are parity indices 0..e.
+//! repair symbols used are parity indices 0..e. At k = 64 every e from 1 to 4 is measured (the
+//! issue's recovery target), and e = m at every shape.
 //!
 //! Run: `cargo bench --bench fec` (about 2 minutes of CPU; longer in wall time on a busy machine).
 
@@ -60,7 +61,20 @@ fn allocations_during(work: impl FnOnce()) -> u64 {
 
 const SYMBOL: usize = 1400;
 const SHAPES: [(usize, usize); 3] = [(32, 4), (64, 16), (200, 32)];
-const LOSSES: [usize; 3] = [1, 2, 4];
+
+/// Lost sources per block measured at shape (k, m): 1–4 at k = 64 (the issue's target), and
+/// e = m everywhere (the most the adapter's solver path takes on at these shapes).
+fn losses(k: usize, m: usize) -> Vec<usize> {
+    let mut losses = if k == 64 {
+        vec![1, 2, 3, 4]
+    } else {
+        vec![1, 2, 4]
+    };
+    if !losses.contains(&m) {
+        losses.push(m);
+    }
+    losses
+}
 const PATTERNS: usize = 512;
 
 fn block(k: usize, seed: u64) -> Vec<Vec<u8>> {
@@ -141,9 +155,10 @@ fn steady_state_allocations() {
     let mut encoder = fec::BlockEncoder::new(k, m, SYMBOL).unwrap();
     let mut decoder = fec::BlockDecoder::new(k, m, SYMBOL).unwrap();
     let mut parity = vec![vec![0u8; SYMBOL + 2]; m + 1];
-    let mut round = |lost: &[usize]| {
+    // A block of the first `k` sources of `data`, losing `lost`, recovered from as many parities.
+    let mut round = |k: usize, lost: &[usize]| {
         encoder.reset();
-        for payload in &data {
+        for payload in &data[..k] {
             encoder.push_source(payload).unwrap();
         }
         encoder.finish().unwrap();
@@ -151,7 +166,7 @@ fn steady_state_allocations() {
             out.copy_from_slice(encoder.parity(index).unwrap());
         }
         decoder.reset(k).unwrap();
-        for (index, payload) in data.iter().enumerate() {
+        for (index, payload) in data[..k].iter().enumerate() {
             if !lost.contains(&index) {
                 decoder.add_source(index, payload).unwrap();
             }
@@ -161,18 +176,28 @@ fn steady_state_allocations() {
             decoder.add_parity(index, symbol).unwrap();
         }
         assert_eq!(decoder.recover().unwrap(), lost.len());
+        decoder.last_recovery_path()
     };
-    round(&[3, 7]);
-    let xor = allocations_during(|| round(&[5]));
-    let rs = allocations_during(|| round(&[1, 30, 62]));
-    println!("fec steady state: allocations per block: XOR path {xor}, Reed-Solomon path {rs}");
+    round(k, &[3, 7]);
+    let mut path = None;
+    let xor = allocations_during(|| path = round(k, &[5]));
+    assert_eq!(path, Some(fec::RecoveryPath::Xor));
+    let solved = allocations_during(|| path = round(k, &[1, 30, 62]));
+    assert_eq!(path, Some(fec::RecoveryPath::Solved));
+    // A flush-closed block of another k: the solver recomputes its coefficients.
+    let new_k = allocations_during(|| path = round(40, &[0, 39]));
+    assert_eq!(path, Some(fec::RecoveryPath::Solved));
+    println!(
+        "fec steady state: allocations per block: XOR path {xor}, solver path {solved}, \
+         solver path after k changed {new_k}"
+    );
     assert!(
         allocations_during(|| drop(black_box(vec![0u8; 64]))) >= 1,
         "counter counts"
     );
     assert_eq!(
-        (xor, rs),
-        (0, 0),
+        (xor, solved, new_k),
+        (0, 0, 0),
         "a reused encoder/decoder must not allocate per block"
     );
 }
@@ -275,7 +300,7 @@ fn recover(c: &mut Criterion<ThreadCpuTime>) {
             .collect();
         let mut fec_decoder = fec::BlockDecoder::new(k, m, SYMBOL).unwrap();
 
-        for lost in LOSSES {
+        for lost in losses(k, m) {
             let shape = format!("k{k}_m{m}_lost{lost}");
             let patterns = loss_patterns(k, lost, 3 + lost as u64);
 
@@ -364,10 +389,23 @@ fn recover(c: &mut Criterion<ThreadCpuTime>) {
             });
 
             // rmcast's adapter as the receiver uses it: sources and parity copied in by index,
-            // then recovery. One loss takes the XOR parity (index 0); more take RS parities 1..=e.
-            let mut turn = 0;
-            group.bench_function(BenchmarkId::new("recover/rmcast-fec", &shape), |b| {
-                b.iter(|| {
+            // then recovery. One loss takes the XOR parity (index 0); more take RS parities
+            // 1..=e. "rmcast-fec-rs" is one loss without the XOR parity (RS parity 1).
+            let mut cases = vec![(
+                "recover/rmcast-fec",
+                if lost == 1 { 0..1 } else { 1..lost + 1 },
+            )];
+            if lost == 1 {
+                cases.push(("recover/rmcast-fec-rs", 1..2));
+            }
+            for (name, parity) in cases {
+                let expected = if parity.start == fec::XOR_PARITY {
+                    fec::RecoveryPath::Xor
+                } else {
+                    fec::RecoveryPath::Solved
+                };
+                let mut turn = 0;
+                let mut round = || {
                     let pattern = &patterns[turn % PATTERNS];
                     turn += 1;
                     fec_decoder.reset(k).unwrap();
@@ -376,13 +414,17 @@ fn recover(c: &mut Criterion<ThreadCpuTime>) {
                             fec_decoder.add_source(index, payload).unwrap();
                         }
                     }
-                    let parity = if lost == 1 { 0..1 } else { 1..lost + 1 };
-                    for index in parity {
+                    for index in parity.clone() {
                         fec_decoder.add_parity(index, &fec_parity[index]).unwrap();
                     }
-                    black_box(fec_decoder.recover().unwrap())
-                })
-            });
+                    let recovered = fec_decoder.recover().unwrap();
+                    (recovered, fec_decoder.last_recovery_path())
+                };
+                assert_eq!(round(), (lost, Some(expected)), "{name} {shape}");
+                group.bench_function(BenchmarkId::new(name, &shape), |b| {
+                    b.iter(|| black_box(round()))
+                });
+            }
         }
     }
     group.finish();
