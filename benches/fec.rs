@@ -298,6 +298,15 @@ fn recover(c: &mut Criterion<ThreadCpuTime>) {
         let fec_parity: Vec<Vec<u8>> = (0..=m)
             .map(|index| fec_encoder.parity(index).unwrap().to_vec())
             .collect();
+        // The same sources as a block of k − 1 (for the alternating-k case).
+        fec_encoder.reset();
+        for payload in &data[..k - 1] {
+            fec_encoder.push_source(payload).unwrap();
+        }
+        fec_encoder.finish().unwrap();
+        let short_parity: Vec<Vec<u8>> = (0..=m)
+            .map(|index| fec_encoder.parity(index).unwrap().to_vec())
+            .collect();
         let mut fec_decoder = fec::BlockDecoder::new(k, m, SYMBOL).unwrap();
 
         for lost in losses(k, m) {
@@ -421,6 +430,43 @@ fn recover(c: &mut Criterion<ThreadCpuTime>) {
                     (recovered, fec_decoder.last_recovery_path())
                 };
                 assert_eq!(round(), (lost, Some(expected)), "{name} {shape}");
+                group.bench_function(BenchmarkId::new(name, &shape), |b| {
+                    b.iter(|| black_box(round()))
+                });
+            }
+            if k == 64 && lost >= 2 {
+                // Every block of another k than the one before (k, k − 1, k, ...), as when
+                // flush-closed blocks interleave with full ones: the solver recomputes its
+                // coefficients each time. Throughput counts k sources for both.
+                let short_patterns = loss_patterns(k - 1, lost, 30 + lost as u64);
+                let mut turn = 0;
+                let mut round = || {
+                    let (block_k, pattern) = if turn % 2 == 0 {
+                        (k, &patterns[turn / 2 % PATTERNS])
+                    } else {
+                        (k - 1, &short_patterns[turn / 2 % PATTERNS])
+                    };
+                    turn += 1;
+                    fec_decoder.reset(block_k).unwrap();
+                    for (index, payload) in data[..block_k].iter().enumerate() {
+                        if !pattern.contains(&index) {
+                            fec_decoder.add_source(index, payload).unwrap();
+                        }
+                    }
+                    let parity = if block_k == k {
+                        &fec_parity
+                    } else {
+                        &short_parity
+                    };
+                    for (index, symbol) in parity.iter().enumerate().skip(1).take(lost) {
+                        fec_decoder.add_parity(index, symbol).unwrap();
+                    }
+                    let recovered = fec_decoder.recover().unwrap();
+                    (recovered, fec_decoder.last_recovery_path())
+                };
+                assert_eq!(round(), (lost, Some(fec::RecoveryPath::Solved)));
+                assert_eq!(round(), (lost, Some(fec::RecoveryPath::Solved)));
+                let name = "recover/rmcast-fec-k-alternating";
                 group.bench_function(BenchmarkId::new(name, &shape), |b| {
                     b.iter(|| black_box(round()))
                 });
