@@ -25,7 +25,7 @@
 //! decoder uses it only for many losses. One loss with the XOR parity costs one XOR pass; up to
 //! 32 losses are rebuilt by `solver`, which re-encodes the received sources with the crate's
 //! encoder and solves only the e × e system the losses leave, with the crate's field arithmetic
-//! (4–5 GiB/s at k = 64 for 2–4 losses; figures in `docs/fec.md`). Both read the same parity
+//! (4.0–4.8 GiB/s at k = 64 for 2–4 losses; figures in `docs/fec.md`). Both read the same parity
 //! the encoder sent: the wire format does not depend on the path.
 //!
 //! # Symbols
