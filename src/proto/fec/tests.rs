@@ -2,7 +2,8 @@
 //! small block, every loss count 1..=m at several shapes (low and high rate, both sides of the
 //! solver's limit), short and odd symbol lengths, k changing between blocks, property tests on
 //! random shapes and patterns, exact lengths (0 included), and rejection of malformed input.
-//! Every recovery also checks which path ran (XOR, e × e solve, or the crate's decoder).
+//! Every recovery also checks which path ran (XOR, e × e solve, or the crate's decoder), and
+//! the solver is checked byte for byte against the crate's decoder on arbitrary parity.
 
 use super::solver::MAX_SOLVED_LOSSES;
 use super::*;
@@ -505,4 +506,73 @@ fn garbage_parity_never_panics_and_bad_lengths_are_caught() {
     }
     // Random parity almost always decodes to an impossible length prefix.
     assert!(corrupt_seen > 50, "{corrupt_seen}");
+}
+
+#[test]
+fn solver_and_crate_decoder_solve_the_same_system_even_for_arbitrary_parity() {
+    // With exactly e RS parities both solve the same e equations, so they must agree byte for
+    // byte on any input, parity that no encoder produced included: a differential check of
+    // the solver against `reed-solomon-simd`'s own decoder, independent of framing.
+    use super::solver::{Block, LossSolver};
+    let mut rng = SmallRng::seed_from_u64(17);
+    for round in 0..60 {
+        let k = rng.random_range(1..=48);
+        let m = rng.random_range(1..=20);
+        let symbol_len = 2 * rng.random_range(1..=200);
+        let e = rng.random_range(1..=m.min(k));
+        let mut sources: Vec<u8> = (0..k * symbol_len).map(|_| rng.random()).collect();
+        let mut parity: Vec<u8> = (0..(m + 1) * symbol_len).map(|_| rng.random()).collect();
+        let lost = sample(&mut rng, k, e).into_vec();
+        let held: Vec<usize> = sample(&mut rng, m, e)
+            .into_iter()
+            .map(|rs| rs + 1)
+            .collect();
+        let have_source: Vec<bool> = (0..k).map(|index| !lost.contains(&index)).collect();
+        let have_parity: Vec<bool> = (0..=m).map(|index| held.contains(&index)).collect();
+        for &index in &lost {
+            sources[index * symbol_len..][..symbol_len].fill(0xEE);
+        }
+        parity[..symbol_len].fill(0xEE);
+
+        let mut crate_decoder =
+            reed_solomon_simd::ReedSolomonDecoder::new(k, m, symbol_len).expect("shape supported");
+        for index in (0..k).filter(|&index| have_source[index]) {
+            crate_decoder
+                .add_original_shard(index, &sources[index * symbol_len..][..symbol_len])
+                .unwrap();
+        }
+        for &index in &held {
+            crate_decoder
+                .add_recovery_shard(index - 1, &parity[index * symbol_len..][..symbol_len])
+                .unwrap();
+        }
+        let expected: Vec<(usize, Vec<u8>)> = crate_decoder
+            .decode()
+            .unwrap()
+            .restored_original_iter()
+            .map(|(index, shard)| (index, shard.to_vec()))
+            .collect();
+
+        let mut solver = LossSolver::new(k, m, symbol_len).unwrap();
+        let solved = solver
+            .solve(Block {
+                k,
+                symbol_len,
+                stride: symbol_len,
+                sources: &mut sources,
+                have_source: &have_source,
+                parity: &parity,
+                have_parity: &have_parity,
+            })
+            .unwrap();
+        assert!(solved, "round {round}");
+        assert_eq!(expected.len(), e);
+        for (index, shard) in expected {
+            assert_eq!(
+                &sources[index * symbol_len..][..symbol_len],
+                shard.as_slice(),
+                "round {round}: (k, m) = ({k}, {m}), symbol {symbol_len}, source {index}"
+            );
+        }
+    }
 }
