@@ -4,7 +4,8 @@
 //! Each turn of the engine loop: take application messages from the send ring while the core
 //! accepts them; read the socket in batches until it is drained (at most 64 `recvmmsg` calls,
 //! none while the event ring is full); then run due timers, so they act on every answer already
-//! queued; drain the core's transmits into GSO batches; push the core's events into the event ring; serve
+//! queued; have the core write its transmits straight into GSO batches; push the core's events
+//! into the event ring; serve
 //! a pending stats request. When a turn made no progress, the engine announces it sleeps, checks
 //! once more for work, and blocks in `ppoll` on the socket and a wake socket until the core's next
 //! deadline.
@@ -30,7 +31,7 @@ mod waker;
 
 use crate::config::GroupConfig;
 use crate::error::JoinError;
-use crate::proto::{Destination, Event, Session, SourceId, Transmit};
+use crate::proto::{Destination, Event, Session, SourceId};
 use crate::ring::{PushError, Ring};
 use crate::stats::{SocketStats, Stats};
 use bytes::Bytes;
@@ -212,7 +213,6 @@ pub(crate) fn start(config: &GroupConfig) -> Result<Started, JoinError> {
         shared: Arc::clone(&shared),
         tx: TxBatch::default(),
         tx_blocked: false,
-        pending_transmit: None,
         pending_event: None,
         loss: InjectedLoss {
             // A stream distinct from the core's, from the same seed.
@@ -293,8 +293,6 @@ struct Engine {
     tx: TxBatch,
     /// The socket refused the current batch: wait for it to be writable.
     tx_blocked: bool,
-    /// A transmit taken from the core that did not fit in the blocked batch.
-    pending_transmit: Option<Transmit>,
     /// An event that did not fit in the full event ring.
     pending_event: Option<Event>,
     loss: InjectedLoss,
@@ -390,7 +388,8 @@ impl Engine {
         received
     }
 
-    /// Drains the core's transmits into the socket, at most [`TRANSMITS_PER_TURN`].
+    /// Drains the core's transmits into the socket, at most [`TRANSMITS_PER_TURN`]. The core
+    /// writes each datagram straight into the GSO batch.
     fn transmit(&mut self, now: Instant) -> bool {
         if self.tx_blocked {
             if self.tx.flush(&self.socket) == Flushed::Blocked {
@@ -400,24 +399,27 @@ impl Engine {
         }
         let mut sent = false;
         for _ in 0..TRANSMITS_PER_TURN {
-            let Some(transmit) = self
-                .pending_transmit
-                .take()
-                .or_else(|| self.session.poll_transmit(now))
-            else {
+            if !self.tx.has_room(&self.socket, self.max_datagram)
+                && self.tx.flush(&self.socket) == Flushed::Blocked
+            {
+                self.tx_blocked = true;
+                return sent;
+            }
+            let start = self.tx.buffer().len();
+            let Some(destination) = self.session.poll_transmit_into(now, self.tx.buffer()) else {
                 break;
             };
             sent = true;
             if self.loss.drop_tx() {
                 self.socket_stats.injected_tx_drops += 1;
+                self.tx.buffer().truncate(start);
                 continue;
             }
-            let destination = match transmit.destination {
+            let destination = match destination {
                 Destination::Group => self.socket.group(),
                 Destination::Peer(peer) => peer,
             };
-            if self.tx.push(&self.socket, destination, &transmit.payload) == Flushed::Blocked {
-                self.pending_transmit = Some(transmit);
+            if self.tx.commit(&self.socket, start, destination) == Flushed::Blocked {
                 self.tx_blocked = true;
                 return sent;
             }

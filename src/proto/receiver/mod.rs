@@ -50,6 +50,7 @@ use crate::stats::RttSummary;
 use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
 use backoff::BackoffParams;
 pub(crate) use backoff::BackoffStrategy;
+#[cfg(test)]
 use bytes::Bytes;
 use gaps::{Arrival, LeadingEdge, Pos};
 use group_size::GroupSizeEstimator;
@@ -590,10 +591,22 @@ impl ReceiverState {
         }
     }
 
-    /// Next NAK or report to send.
-    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+    /// Writes the next NAK or report to the end of `out`; `false` when none waits.
+    pub(crate) fn poll_transmit_into(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
         self.last_now = Some(ctx.now);
-        self.out.packets.pop_front().map(|packet| packet.to_bytes())
+        let Some(packet) = self.out.packets.pop_front() else {
+            return false;
+        };
+        packet.encode(out);
+        true
+    }
+
+    /// [`ReceiverState::poll_transmit_into`] into a fresh buffer.
+    #[cfg(test)]
+    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+        let mut out = Vec::new();
+        self.poll_transmit_into(ctx, &mut out)
+            .then(|| Bytes::from(out))
     }
 
     /// The next event, in order per source.
