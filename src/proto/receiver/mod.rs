@@ -59,7 +59,8 @@ pub(crate) use nak::GROUP_SIZE_PRIOR;
 use nak::{Answers, NakParams, NakScheduler, later};
 use reorder::Reassembler;
 use rtt::RttEstimator;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -436,7 +437,10 @@ impl PeerState {
 /// Every source this member hears.
 pub(crate) struct ReceiverState {
     config: ReceiverConfig,
-    peers: HashMap<u64, PeerState>,
+    /// Looked up for every datagram, so hashed with Fx (a multiply) rather than SipHash. Keys
+    /// are member-chosen ids, so a forger could make them collide; with at most `max_sources`
+    /// entries that bounds a lookup at `max_sources` probes, never more.
+    peers: FxHashMap<u64, PeerState>,
     /// `(deadline, source)` of every peer: the earliest is the receiver's next deadline.
     deadlines: BTreeSet<(Instant, u64)>,
     out: Outbox,
@@ -483,7 +487,7 @@ impl ReceiverState {
                 window,
                 max_message_len: settings.max_message_len,
             },
-            peers: HashMap::new(),
+            peers: FxHashMap::default(),
             deadlines: BTreeSet::new(),
             out: Outbox::default(),
             released_rtt_samples: 0,
