@@ -67,6 +67,7 @@ fn run(args: &DemoArgs) -> Result<bool, String> {
         rate: args.rate,
         json: false,
         quiet: true,
+        multicast_loop: false,
         inject_loss: loss,
     };
     let recv_args: Vec<RecvArgs> = (0..args.receivers)

@@ -58,8 +58,6 @@ const TRANSMITS_PER_TURN: usize = 1024;
 /// Shortest sleep when the core reports a deadline already due but the turn made no progress:
 /// keeps a core that cannot act yet (e.g. a blocked socket) from spinning the CPU.
 const MIN_SLEEP: Duration = Duration::from_micros(20);
-/// After `leave`, the member keeps answering NAKs until none arrived for this long.
-const LINGER_QUIET: Duration = Duration::from_millis(200);
 /// Longest `leave()` may take to send what was queued and serve repairs.
 const LEAVE_BOUND: Duration = Duration::from_secs(30);
 /// Longest dropping a `ReliableGroup` without `leave()` may take.
@@ -222,6 +220,7 @@ pub(crate) fn start(config: &GroupConfig) -> Result<Started, JoinError> {
         },
         socket_stats,
         max_datagram,
+        linger_quiet: config.leave_linger,
         phase: Phase::Running,
     };
     let thread = std::thread::Builder::new()
@@ -265,7 +264,7 @@ enum Phase {
     Flushing {
         give_up: Instant,
     },
-    /// Idle: answering late NAKs until none came for [`LINGER_QUIET`].
+    /// Idle: answering late NAKs until none came for `linger_quiet`.
     Lingering {
         give_up: Instant,
         quiet_since: Instant,
@@ -298,6 +297,8 @@ struct Engine {
     loss: InjectedLoss,
     socket_stats: SocketStats,
     max_datagram: usize,
+    /// After leave, linger until no NAK came for this long (`GroupConfig::leave_linger`).
+    linger_quiet: Duration,
     phase: Phase,
 }
 
@@ -551,7 +552,7 @@ impl Engine {
                     };
                     return now >= give_up;
                 }
-                now >= give_up || now.saturating_duration_since(quiet_since) >= LINGER_QUIET
+                now >= give_up || now.saturating_duration_since(quiet_since) >= self.linger_quiet
             }
         }
     }
@@ -575,7 +576,7 @@ impl Engine {
                 give_up,
                 quiet_since,
                 ..
-            } => Some(give_up.min(quiet_since + LINGER_QUIET)),
+            } => Some(give_up.min(quiet_since + self.linger_quiet)),
         };
         if let Some(extra) = phase_deadline.or(self.phase.give_up()) {
             deadline = Some(deadline.map_or(extra, |due| due.min(extra)));
