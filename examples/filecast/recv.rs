@@ -243,7 +243,6 @@ impl Receiver<'_> {
             }
         };
         self.progress.start_file(&announce.path, announce.size);
-        let size = announce.size;
         s.current = Some(Incoming {
             index,
             announce,
@@ -252,9 +251,6 @@ impl Receiver<'_> {
             file,
             written: 0,
         });
-        if size == 0 {
-            self.finish_current(s);
-        }
     }
 
     fn on_chunk(&mut self, s: &mut Session, index: u32, offset: u64, data: Bytes) {
@@ -292,13 +288,28 @@ impl Receiver<'_> {
         incoming.written = end;
         s.bytes += data.len() as u64;
         self.progress.advance(data.len() as u64);
-        if end == incoming.announce.size {
-            self.finish_current(s);
+    }
+
+    /// The sender's SHA-256 of file `index`, which follows its last chunk: a complete file is
+    /// verified against it, an incomplete one (a chunk lost for good) is lost.
+    fn on_digest(&mut self, s: &mut Session, index: u32, sha256: [u8; 32]) {
+        match s.current.as_ref() {
+            Some(c) if c.index == index && c.written == c.announce.size => {
+                self.finish_current(s, sha256);
+            }
+            Some(c) if c.index == index => self.abandon_current(s),
+            _ => {
+                // A file whose announcement never arrived (lost), or one already settled.
+                if !s.results.contains_key(&index) && index < wire::MAX_FILES {
+                    let path = format!("<file #{index}>");
+                    self.settle(s, index, &path, Status::Lost);
+                }
+            }
         }
     }
 
-    /// Verifies the complete file in progress and renames it into place.
-    fn finish_current(&mut self, s: &mut Session) {
+    /// Verifies the complete file in progress against `sha256` and renames it into place.
+    fn finish_current(&mut self, s: &mut Session, sha256: [u8; 32]) {
         let Some(incoming) = s.current.take() else {
             return;
         };
@@ -311,7 +322,7 @@ impl Receiver<'_> {
             ..
         } = incoming;
         let digest = self.hashing.finish();
-        let status = if digest != Some(announce.sha256) {
+        let status = if digest != Some(sha256) {
             Status::HashMismatch
         } else {
             match install(
@@ -475,11 +486,17 @@ impl Receiver<'_> {
                             // sender's flow control moves on.
                             s.unacked += len;
                             let end = offset + len;
-                            let file_ended = s.results.contains_key(&index);
+                            let file_ended = s.results.contains_key(&index)
+                                || s.current.as_ref().is_some_and(|c| {
+                                    c.index == index && c.written == c.announce.size
+                                });
                             if s.unacked >= ACK_EVERY || file_ended {
                                 s.unacked = 0;
                                 self.send(s.id, &Body::Ack { index, end });
                             }
+                        }
+                        Body::Digest { index, sha256 } if s.done.is_none() => {
+                            self.on_digest(&mut s, index, sha256);
                         }
                         Body::Done { file_count, .. } => self.on_done(&mut s, file_count),
                         Body::Bye => {
