@@ -77,6 +77,7 @@ fn run(args: &DemoArgs) -> Result<bool, String> {
             once: true,
             timeout: Some(60),
             name: Some(format!("r{i}")),
+            no_fsync: false,
             common: common(args.loss),
         })
         .collect();

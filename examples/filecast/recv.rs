@@ -31,6 +31,9 @@ const AFTER_DONE: Duration = Duration::from_secs(5);
 const ACK_EVERY: u64 = 2 << 20;
 /// Least spacing of repeated summaries (the sender repeats DONE every 250 ms).
 const SUMMARY_EVERY: Duration = Duration::from_millis(200);
+/// With fsync on, writeback of each file is started every this many bytes while it is being
+/// received, so the `fsync` before the rename finds little left to write.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// `filecast recv` options.
 #[derive(Args, Clone, Debug)]
@@ -51,6 +54,11 @@ pub(crate) struct RecvArgs {
     /// Name reported to the sender [default: hostname-pid].
     #[arg(long)]
     pub(crate) name: Option<String>,
+    /// Skip the fsync of each verified file (and of its directory) before and after it is
+    /// renamed into place: faster, but a crash may then leave a renamed file with unwritten
+    /// pages.
+    #[arg(long)]
+    pub(crate) no_fsync: bool,
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -63,6 +71,8 @@ struct Incoming {
     temp: PathBuf,
     file: File,
     written: u64,
+    /// Bytes whose writeback was started (`sync_file_range`), with fsync on.
+    flushed: u64,
 }
 
 /// Work for the hashing thread, which runs beside the writer so that SHA-256 and the file
@@ -250,6 +260,7 @@ impl Receiver<'_> {
             temp,
             file,
             written: 0,
+            flushed: 0,
         });
     }
 
@@ -286,6 +297,10 @@ impl Receiver<'_> {
             return;
         }
         incoming.written = end;
+        if !self.args.no_fsync && end - incoming.flushed >= WRITEBACK_EVERY {
+            start_writeback(&incoming.file, incoming.flushed, end);
+            incoming.flushed = end;
+        }
         s.bytes += data.len() as u64;
         self.progress.advance(data.len() as u64);
     }
@@ -331,6 +346,7 @@ impl Receiver<'_> {
                 &target.path,
                 announce.mode,
                 self.args.overwrite,
+                !self.args.no_fsync,
             ) {
                 Ok(()) => Status::Verified,
                 Err(e) => {
@@ -534,20 +550,44 @@ impl Receiver<'_> {
 }
 
 /// Sets the permissions and moves a verified temporary file to its final name: by rename
-/// with `--overwrite`, else by hard link (which fails if the name was taken meanwhile).
+/// with `--overwrite`, else by hard link (which fails if the name was taken meanwhile). With
+/// `durable`, the data is fsynced before the name appears and the directory after, so a
+/// file under its final name survives a crash whole.
 fn install(
     file: &File,
     temp: &std::path::Path,
     target: &std::path::Path,
     mode: u32,
     overwrite: bool,
+    durable: bool,
 ) -> std::io::Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode & 0o777))?;
+    if durable {
+        file.sync_all()?;
+    }
     if overwrite {
-        fs::rename(temp, target)
+        fs::rename(temp, target)?;
     } else {
         fs::hard_link(temp, target)?;
-        fs::remove_file(temp)
+        fs::remove_file(temp)?;
+    }
+    if durable && let Some(dir) = target.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Starts writeback of bytes `from..to` of `file` without waiting for it (Linux
+/// `sync_file_range`), so the final fsync has little left to do. Best effort: an error only
+/// leaves the work to the fsync.
+fn start_writeback(file: &File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to - from)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for the call; the kernel only reads the arguments.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
