@@ -8,7 +8,7 @@
 use crate::progress::Progress;
 use crate::wire::{self, Announce, Body, Status};
 use crate::{Common, cpu_seconds, hex, json_string, now};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Args;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -233,7 +233,8 @@ impl Registry {
 /// Listens for registrations, acknowledgements and confirmations until `stop`.
 fn listen(group: &ReliableGroup, session: u64, shared: &Shared, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        let event = match group.recv_timeout(Duration::from_millis(50)) {
+        // Short: the sender's exit waits for this thread to see `stop`.
+        let event = match group.recv_timeout(Duration::from_millis(5)) {
             Ok(event) => event,
             Err(rmcast::RecvError::Closed) => return,
             Err(_) => continue,
@@ -311,7 +312,8 @@ fn listen(group: &ReliableGroup, session: u64, shared: &Shared, stop: &AtomicBoo
     }
 }
 
-/// One chunk message: header and fields, then the file data read straight into it.
+/// One chunk message: header and fields, then the file data read straight into it (into
+/// the buffer's uninitialized capacity: `File` reads without zeroing it first).
 fn chunk_message(
     session: u64,
     index: u32,
@@ -327,12 +329,13 @@ fn chunk_message(
             data: Bytes::new(),
         },
     );
-    let mut out = BytesMut::with_capacity(head.len() + len);
-    out.put_slice(&head);
-    let start = out.len();
-    out.resize(start + len, 0);
-    file.read_exact(&mut out[start..])?;
-    Ok(out.freeze())
+    let mut out = Vec::with_capacity(head.len() + len);
+    out.extend_from_slice(&head);
+    let read = file.take(len as u64).read_to_end(&mut out)?;
+    if read != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Per-receiver outcome of a run.
