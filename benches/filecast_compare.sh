@@ -41,6 +41,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 lab() { "$NETLAB" --prefix "$PREFIX" "$@"; }
+# Starts a command in a lab host in the background. Not through `lab`: a backgrounded function
+# runs in a subshell, so $! would be that subshell, and a TERM sent to it would never reach the
+# command (stale uftpd daemons then kept running for their 150 s timeout, answering later runs
+# and adding their CPU time to them). netlab execs `ip netns exec`, which execs the command, so
+# here $! is the command's own `timeout`.
+lab_bg() { "$NETLAB" --prefix "$PREFIX" exec "$@" & }
 
 if ! command -v uftp >/dev/null || ! command -v udp-sender >/dev/null || ! command -v nft >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uftp udpcast nftables >/dev/null
@@ -130,8 +136,9 @@ with open(out, "a") as f:
     f.write("%.3f\n" % (r.ru_utime + r.ru_stime))
 sys.exit(rc)
 EOF
-cpu() { python3 "$WORK/cpu.py" "$WORK/cpu" "$@"; }
-cpu_total() { awk '{s += $1} END {printf "%.2f", s}' "$WORK/cpu"; }
+# Each run counts CPU into a file of its own ($CPUF, made by `fresh`), so no straggler of an
+# earlier run can add to it.
+cpu_total() { awk '{s += $1} END {printf "%.2f", s}' "$CPUF"; }
 t_now() { date +%s.%N; }
 
 echo "== source: $SIZE random bytes"
@@ -148,18 +155,36 @@ verify() {
     done
     if [[ -z $bad ]]; then echo ok; else echo "BAD(${bad% })"; fi
 }
-fresh() { rm -rf "$WORK"/out* "$WORK/cpu"; : >"$WORK/cpu"; for h in $(seq 1 "$1"); do mkdir -p "$WORK/out$h"; done; }
+# Kills, by PID, whatever an earlier run left running in the lab's hosts h0..hR (nothing should
+# be left; said on stderr when something was).
+reap() {
+    local h ns stale
+    for h in $(seq 0 "$1"); do
+        ns=$(lab ns "h$h") || continue
+        stale=$(ip netns pids "$ns" 2>/dev/null || true)
+        if [[ -n $stale ]]; then
+            echo "reaping stale processes in h$h: $(echo $stale)" >&2
+            kill -KILL $stale 2>/dev/null || true
+        fi
+    done
+}
+fresh() {
+    reap "$1"
+    rm -rf "$WORK"/out*
+    CPUF=$(mktemp "$WORK/cpu.XXXXXX")
+    for h in $(seq 1 "$1"); do mkdir -p "$WORK/out$h"; done
+}
 rate() { awk -v b="$SIZE" -v s="$1" 'BEGIN {printf "%.1f", b / s / 1e6}'; }
 
 run_raw() {
     local r=$1 pids=()
     fresh "$r"
     for h in $(seq 1 "$r"); do
-        lab exec "h$h" timeout -k 2 60 python3 "$WORK/cpu.py" "$WORK/cpu" "$WORK/rawmc" recv "198.18.0.1$h" 239.255.95.1 7500 "$SIZE" >"$WORK/rawout$h" &
+        lab_bg "h$h" timeout -k 2 60 python3 "$WORK/cpu.py" "$CPUF" "$WORK/rawmc" recv "198.18.0.1$h" 239.255.95.1 7500 "$SIZE" >"$WORK/rawout$h"
         pids+=($!)
     done
     sleep 0.5
-    lab exec h0 timeout -k 2 60 python3 "$WORK/cpu.py" "$WORK/cpu" "$WORK/rawmc" send 198.18.0.10 239.255.95.1 7500 "$SIZE" || true
+    lab exec h0 timeout -k 2 60 python3 "$WORK/cpu.py" "$CPUF" "$WORK/rawmc" send 198.18.0.10 239.255.95.1 7500 "$SIZE" || true
     wait "${pids[@]}" || true
     # slowest receiver's rate and the smallest share delivered
     local worst; worst=$(cat "$WORK"/rawout* | sort -n | head -1)
@@ -177,14 +202,14 @@ filecast_cell() {
     shift
     fresh "$r"
     for h in $(seq 1 "$r"); do
-        lab exec "h$h" timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" "$FILECAST" recv --interface "198.18.0.1$h" \
-            --group 239.255.96.1:7600 --out "$WORK/out$h" --once --timeout 60 --quiet --name "h$h" "$@" 2>"$WORK/fc$h.err" &
+        lab_bg "h$h" timeout -k 2 120 python3 "$WORK/cpu.py" "$CPUF" "$FILECAST" recv --interface "198.18.0.1$h" \
+            --group 239.255.96.1:7600 --out "$WORK/out$h" --once --timeout 60 --quiet --name "h$h" "$@" 2>"$WORK/fc$h.err"
         pids+=($!)
     done
     sleep 0.5
     local t0 t1 rc=0
     t0=$(t_now)
-    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" "$FILECAST" send --interface 198.18.0.10 \
+    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$CPUF" "$FILECAST" send --interface 198.18.0.10 \
         --group 239.255.96.1:7600 --receivers "$r" --wait 30 --rate "$FILECAST_RATE" --quiet \
         "$WORK/src/payload.bin" 2>"$WORK/fc0.err" || rc=$?
     wait "${pids[@]}" || rc=$?
@@ -198,8 +223,8 @@ run_uftp() {
     local r=$1 pids=() hosts=""
     fresh "$r"
     for h in $(seq 1 "$r"); do
-        lab exec "h$h" timeout -k 2 150 python3 "$WORK/cpu.py" "$WORK/cpu" uftpd -d -I veth0 -D "$WORK/out$h" \
-            -M 239.255.93.1 -B 33554432 -x 0 >/dev/null 2>&1 &
+        lab_bg "h$h" timeout -k 2 150 python3 "$WORK/cpu.py" "$CPUF" uftpd -d -I veth0 -D "$WORK/out$h" \
+            -M 239.255.93.1 -B 33554432 -x 0 >/dev/null 2>&1
         pids+=($!)
         hosts+="0xc612000$(printf '%x' $((10 + h))),"
     done
@@ -208,7 +233,7 @@ run_uftp() {
     t0=$(t_now)
     # Best rate setting found: -R -1 (as fast as the interface allows); no encryption;
     # closed group (-H) so the announcement ends as soon as every receiver answered.
-    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" uftp -I veth0 -M 239.255.93.1 \
+    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$CPUF" uftp -I veth0 -M 239.255.93.1 \
         -P 239.255.93.2 -Y none -R -1 -B 33554432 -x 0 -H "${hosts%,}" "$WORK/src/payload.bin" \
         >/dev/null 2>&1 || rc=$?
     t1=$(t_now)
@@ -223,15 +248,15 @@ run_udpcast() {
     local r=$1 pids=()
     fresh "$r"
     for h in $(seq 1 "$r"); do
-        lab exec "h$h" timeout -k 2 150 python3 "$WORK/cpu.py" "$WORK/cpu" udp-receiver --interface veth0 \
+        lab_bg "h$h" timeout -k 2 150 python3 "$WORK/cpu.py" "$CPUF" udp-receiver --interface veth0 \
             --file "$WORK/out$h/payload.bin" --nokbd --mcast-rdv-address 239.255.94.1 --portbase 9000 \
-            --rcvbuf 33554432 >/dev/null 2>&1 &
+            --rcvbuf 33554432 >/dev/null 2>&1
         pids+=($!)
     done
     sleep 0.5
     local t0 t1 rc=0
     t0=$(t_now)
-    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$WORK/cpu" udp-sender --interface veth0 \
+    lab exec h0 timeout -k 2 120 python3 "$WORK/cpu.py" "$CPUF" udp-sender --interface veth0 \
         --file "$WORK/src/payload.bin" --nokbd --min-receivers "$r" --mcast-rdv-address 239.255.94.1 \
         --mcast-data-address 239.255.94.2 --portbase 9000 >/dev/null 2>&1 </dev/null || rc=$?
     wait "${pids[@]}" || rc=$?
