@@ -34,6 +34,7 @@ pub struct GroupConfig {
     pub(crate) inject_loss_tx: f64,
     pub(crate) send_queue_messages: usize,
     pub(crate) recv_queue_events: usize,
+    pub(crate) leave_linger: Duration,
     pub(crate) settings: Settings,
 }
 
@@ -54,6 +55,7 @@ impl GroupConfig {
             inject_loss_tx: 0.0,
             send_queue_messages: 4096,
             recv_queue_events: 65536,
+            leave_linger: Duration::from_millis(200),
             settings: Settings::default(),
         }
     }
@@ -191,6 +193,16 @@ impl GroupConfig {
     /// reports gone (left its window) is reported at once.
     pub fn give_up_after(mut self, duration: Duration) -> Self {
         self.settings.nak_give_up_after = duration;
+        self
+    }
+
+    /// After `leave` (or drop) has sent everything, how long the member keeps answering NAKs
+    /// once none arrives: it ends when no NAK came for this long. Default 200 ms. An
+    /// application that knows every receiver already has everything (its own end-to-end
+    /// confirmation) can shorten it; a receiver that lost the last packets then reports them
+    /// `Unrecoverable` instead of getting them repaired.
+    pub fn leave_linger(mut self, quiet: Duration) -> Self {
+        self.leave_linger = quiet;
         self
     }
 

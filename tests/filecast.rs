@@ -407,7 +407,7 @@ fn a_sender_expecting_three_receivers_when_two_come_fails_after_wait_naming_the_
 fn forge_session(
     group: &ReliableGroup,
     session: u64,
-    files: &[(Announce, Vec<Bytes>)],
+    files: &[(Announce, Vec<Bytes>, [u8; 32])],
 ) -> Vec<Status> {
     let send = |body: &Body| group.send(wire::encode(session, body)).expect("send");
     let deadline = now() + Duration::from_secs(30);
@@ -426,7 +426,7 @@ fn forge_session(
             }
         }
     }
-    for (announce, chunks) in files {
+    for (announce, chunks, sha256) in files {
         send(&Body::Announce(announce.clone()));
         let mut offset = 0;
         for data in chunks {
@@ -437,6 +437,10 @@ fn forge_session(
             });
             offset += data.len() as u64;
         }
+        send(&Body::Digest {
+            index: announce.index,
+            sha256: *sha256,
+        });
     }
     loop {
         assert!(now() < deadline, "no summary from the receiver");
@@ -459,14 +463,17 @@ fn forge_session(
 }
 
 fn announce(index: u32, path: &str, content: &[u8]) -> Announce {
-    use sha2::Digest;
     Announce {
         index,
         size: content.len() as u64,
         mode: 0o644,
-        sha256: sha2::Sha256::digest(content).into(),
         path: path.to_owned(),
     }
+}
+
+fn sha256(content: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(content).into()
 }
 
 #[test]
@@ -488,25 +495,46 @@ fn hostile_announcements_are_refused_and_write_nothing_outside_or_beyond() {
     let mut oversize = announce(5, "short.txt", b"0123456789");
     oversize.size = 10;
     let files = vec![
-        (announce(0, "../escape.txt", &evil), one(&evil)),
+        (
+            announce(0, "../escape.txt", &evil),
+            one(&evil),
+            sha256(&evil),
+        ),
         (
             announce(1, &format!("{}/abs.txt", outside.display()), &evil),
             one(&evil),
+            sha256(&evil),
         ),
-        (announce(2, "a/../../escape2.txt", &evil), one(&evil)),
-        (announce(3, "link/through-symlink.txt", &evil), one(&evil)),
-        (announce(4, "existing.txt", &evil), one(&evil)),
-        // Announces 10 bytes, sends 20: nothing beyond the announced size may be written.
-        (oversize, one(&[7u8; 20])),
-        // Announces one hash, sends other bytes.
         (
-            Announce {
-                sha256: [0u8; 32],
-                ..announce(6, "forged-hash.txt", &good)
-            },
-            one(&good),
+            announce(2, "a/../../escape2.txt", &evil),
+            one(&evil),
+            sha256(&evil),
         ),
-        (announce(7, "dir/good.txt", &good), one(&good)),
+        (
+            announce(3, "link/through-symlink.txt", &evil),
+            one(&evil),
+            sha256(&evil),
+        ),
+        (
+            announce(4, "existing.txt", &evil),
+            one(&evil),
+            sha256(&evil),
+        ),
+        // Announces 10 bytes, sends 20: nothing beyond the announced size may be written.
+        (oversize, one(&[7u8; 20]), sha256(&[7u8; 20])),
+        // Sends the announced bytes, then another digest.
+        (announce(6, "forged-hash.txt", &good), one(&good), [0u8; 32]),
+        (
+            announce(7, "dir/good.txt", &good),
+            one(&good),
+            sha256(&good),
+        ),
+        // Announces 10 bytes, sends 5, then the digest of all 10: incomplete, lost.
+        (
+            announce(8, "truncated.txt", b"0123456789"),
+            one(b"01234"),
+            sha256(b"0123456789"),
+        ),
     ];
     let group = ReliableGroup::join(
         GroupConfig::on_loopback(group_addr.parse().expect("group"))
@@ -526,6 +554,7 @@ fn hostile_announcements_are_refused_and_write_nothing_outside_or_beyond() {
             Status::Lost,
             Status::HashMismatch,
             Status::Verified,
+            Status::Lost,
         ]
     );
     let status = rx.wait(deadline);
@@ -556,6 +585,7 @@ fn hostile_announcements_are_refused_and_write_nothing_outside_or_beyond() {
     );
     assert!(!out.join("short.txt").exists());
     assert!(!out.join("forged-hash.txt").exists());
+    assert!(!out.join("truncated.txt").exists());
     assert_eq!(std::fs::read(out.join("dir/good.txt")).expect("read"), good);
     let names: Vec<String> = tree(&out).into_keys().collect();
     assert_eq!(
@@ -606,6 +636,10 @@ fn the_codec_round_trips_and_rejects_truncated_or_oversized_messages() {
             offset: 1 << 40,
             data: Bytes::from_static(b"data"),
         },
+        Body::Digest {
+            index: 3,
+            sha256: sha256(b"xyz"),
+        },
         Body::Done {
             file_count: 2,
             total_bytes: 9,
@@ -635,7 +669,7 @@ fn the_codec_round_trips_and_rejects_truncated_or_oversized_messages() {
     }
     // A path length beyond the bound is refused before anything is read or allocated.
     let mut long = wire::encode(1, &ann).to_vec();
-    let path_len_at = wire::HEADER_LEN + 48;
+    let path_len_at = wire::HEADER_LEN + 16;
     long[path_len_at..path_len_at + 2].copy_from_slice(&u16::MAX.to_be_bytes());
     assert_eq!(
         wire::decode(Bytes::from(long)),
@@ -658,12 +692,12 @@ fn the_codec_round_trips_and_rejects_truncated_or_oversized_messages() {
         wire::decode(big),
         Err(wire::DecodeError::Field("chunk length"))
     );
-    // Wrong version and magic.
-    let mut v2 = wire::encode(1, &Body::Hello).to_vec();
-    v2[2] = 2;
+    // Wrong version (version 1 carried the SHA-256 in ANNOUNCE) and magic.
+    let mut v1 = wire::encode(1, &Body::Hello).to_vec();
+    v1[2] = 1;
     assert_eq!(
-        wire::decode(Bytes::from(v2)),
-        Err(wire::DecodeError::Version(2))
+        wire::decode(Bytes::from(v1)),
+        Err(wire::DecodeError::Version(1))
     );
     assert_eq!(
         wire::decode(Bytes::from_static(b"XX")),
@@ -673,8 +707,8 @@ fn the_codec_round_trips_and_rejects_truncated_or_oversized_messages() {
 
 proptest::proptest! {
     #[test]
-    fn decoding_arbitrary_bytes_never_panics(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), kind in 0u8..10) {
-        let mut message = b"FC\x01".to_vec();
+    fn decoding_arbitrary_bytes_never_panics(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), kind in 0u8..12) {
+        let mut message = b"FC\x02".to_vec();
         message.push(kind);
         message.extend_from_slice(&raw);
         let _ = wire::decode(Bytes::from(message));

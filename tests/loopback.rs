@@ -633,6 +633,31 @@ fn leave_right_after_sending_still_delivers_everything() {
 }
 
 #[test]
+fn leave_lingers_for_the_configured_quiet_time() {
+    let _watchdog = Watchdog::arm("leave_lingers_for_the_configured_quiet_time");
+    let group = "239.255.71.13:47113";
+    let mut took = Vec::new();
+    for (seed, linger) in [(13, None), (14, Some(Duration::from_millis(10)))] {
+        let mut cfg = config(group, seed);
+        if let Some(linger) = linger {
+            cfg = cfg.leave_linger(linger);
+        }
+        let member = join(cfg);
+        // A member that sent data lingers to answer NAKs for it.
+        member
+            .send(Bytes::from_static(b"one message"))
+            .expect("send");
+        thread::sleep(Duration::from_millis(50));
+        let left = now();
+        member.leave();
+        took.push(left.elapsed());
+    }
+    // The default waits 200 ms of silence; 10 ms of silence leaves well before that.
+    assert!(took[0] >= Duration::from_millis(200), "{took:?}");
+    assert!(took[1] < Duration::from_millis(150), "{took:?}");
+}
+
+#[test]
 fn try_send_reports_full_and_drop_is_bounded() {
     let _watchdog = Watchdog::arm("try_send_reports_full_and_drop_is_bounded");
     // 1 Mbit/s and a 2-message ring: the core's own queue (16 MiB) and the ring fill at once.

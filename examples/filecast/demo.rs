@@ -67,6 +67,7 @@ fn run(args: &DemoArgs) -> Result<bool, String> {
         rate: args.rate,
         json: false,
         quiet: true,
+        multicast_loop: false,
         inject_loss: loss,
     };
     let recv_args: Vec<RecvArgs> = (0..args.receivers)
@@ -76,6 +77,7 @@ fn run(args: &DemoArgs) -> Result<bool, String> {
             once: true,
             timeout: Some(60),
             name: Some(format!("r{i}")),
+            no_fsync: false,
             common: common(args.loss),
         })
         .collect();

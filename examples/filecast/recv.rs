@@ -31,6 +31,9 @@ const AFTER_DONE: Duration = Duration::from_secs(5);
 const ACK_EVERY: u64 = 2 << 20;
 /// Least spacing of repeated summaries (the sender repeats DONE every 250 ms).
 const SUMMARY_EVERY: Duration = Duration::from_millis(200);
+/// With fsync on, writeback of each file is started every this many bytes while it is being
+/// received, so the `fsync` before the rename finds little left to write.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// `filecast recv` options.
 #[derive(Args, Clone, Debug)]
@@ -51,6 +54,11 @@ pub(crate) struct RecvArgs {
     /// Name reported to the sender [default: hostname-pid].
     #[arg(long)]
     pub(crate) name: Option<String>,
+    /// Skip the fsync of each verified file (and of its directory) before and after it is
+    /// renamed into place: faster, but a crash may then leave a renamed file with unwritten
+    /// pages.
+    #[arg(long)]
+    pub(crate) no_fsync: bool,
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -63,6 +71,8 @@ struct Incoming {
     temp: PathBuf,
     file: File,
     written: u64,
+    /// Bytes whose writeback was started (`sync_file_range`), with fsync on.
+    flushed: u64,
 }
 
 /// Work for the hashing thread, which runs beside the writer so that SHA-256 and the file
@@ -243,7 +253,6 @@ impl Receiver<'_> {
             }
         };
         self.progress.start_file(&announce.path, announce.size);
-        let size = announce.size;
         s.current = Some(Incoming {
             index,
             announce,
@@ -251,10 +260,8 @@ impl Receiver<'_> {
             temp,
             file,
             written: 0,
+            flushed: 0,
         });
-        if size == 0 {
-            self.finish_current(s);
-        }
     }
 
     fn on_chunk(&mut self, s: &mut Session, index: u32, offset: u64, data: Bytes) {
@@ -290,15 +297,34 @@ impl Receiver<'_> {
             return;
         }
         incoming.written = end;
+        if !self.args.no_fsync && end - incoming.flushed >= WRITEBACK_EVERY {
+            start_writeback(&incoming.file, incoming.flushed, end);
+            incoming.flushed = end;
+        }
         s.bytes += data.len() as u64;
         self.progress.advance(data.len() as u64);
-        if end == incoming.announce.size {
-            self.finish_current(s);
+    }
+
+    /// The sender's SHA-256 of file `index`, which follows its last chunk: a complete file is
+    /// verified against it, an incomplete one (a chunk lost for good) is lost.
+    fn on_digest(&mut self, s: &mut Session, index: u32, sha256: [u8; 32]) {
+        match s.current.as_ref() {
+            Some(c) if c.index == index && c.written == c.announce.size => {
+                self.finish_current(s, sha256);
+            }
+            Some(c) if c.index == index => self.abandon_current(s),
+            _ => {
+                // A file whose announcement never arrived (lost), or one already settled.
+                if !s.results.contains_key(&index) && index < wire::MAX_FILES {
+                    let path = format!("<file #{index}>");
+                    self.settle(s, index, &path, Status::Lost);
+                }
+            }
         }
     }
 
-    /// Verifies the complete file in progress and renames it into place.
-    fn finish_current(&mut self, s: &mut Session) {
+    /// Verifies the complete file in progress against `sha256` and renames it into place.
+    fn finish_current(&mut self, s: &mut Session, sha256: [u8; 32]) {
         let Some(incoming) = s.current.take() else {
             return;
         };
@@ -311,7 +337,7 @@ impl Receiver<'_> {
             ..
         } = incoming;
         let digest = self.hashing.finish();
-        let status = if digest != Some(announce.sha256) {
+        let status = if digest != Some(sha256) {
             Status::HashMismatch
         } else {
             match install(
@@ -320,6 +346,7 @@ impl Receiver<'_> {
                 &target.path,
                 announce.mode,
                 self.args.overwrite,
+                !self.args.no_fsync,
             ) {
                 Ok(()) => Status::Verified,
                 Err(e) => {
@@ -475,11 +502,17 @@ impl Receiver<'_> {
                             // sender's flow control moves on.
                             s.unacked += len;
                             let end = offset + len;
-                            let file_ended = s.results.contains_key(&index);
+                            let file_ended = s.results.contains_key(&index)
+                                || s.current.as_ref().is_some_and(|c| {
+                                    c.index == index && c.written == c.announce.size
+                                });
                             if s.unacked >= ACK_EVERY || file_ended {
                                 s.unacked = 0;
                                 self.send(s.id, &Body::Ack { index, end });
                             }
+                        }
+                        Body::Digest { index, sha256 } if s.done.is_none() => {
+                            self.on_digest(&mut s, index, sha256);
                         }
                         Body::Done { file_count, .. } => self.on_done(&mut s, file_count),
                         Body::Bye => {
@@ -517,20 +550,44 @@ impl Receiver<'_> {
 }
 
 /// Sets the permissions and moves a verified temporary file to its final name: by rename
-/// with `--overwrite`, else by hard link (which fails if the name was taken meanwhile).
+/// with `--overwrite`, else by hard link (which fails if the name was taken meanwhile). With
+/// `durable`, the data is fsynced before the name appears and the directory after, so a
+/// file under its final name survives a crash whole.
 fn install(
     file: &File,
     temp: &std::path::Path,
     target: &std::path::Path,
     mode: u32,
     overwrite: bool,
+    durable: bool,
 ) -> std::io::Result<()> {
     file.set_permissions(fs::Permissions::from_mode(mode & 0o777))?;
+    if durable {
+        file.sync_all()?;
+    }
     if overwrite {
-        fs::rename(temp, target)
+        fs::rename(temp, target)?;
     } else {
         fs::hard_link(temp, target)?;
-        fs::remove_file(temp)
+        fs::remove_file(temp)?;
+    }
+    if durable && let Some(dir) = target.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Starts writeback of bytes `from..to` of `file` without waiting for it (Linux
+/// `sync_file_range`), so the final fsync has little left to do. Best effort: an error only
+/// leaves the work to the fsync.
+fn start_writeback(file: &File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to - from)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for the call; the kernel only reads the arguments.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 

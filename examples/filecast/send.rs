@@ -8,7 +8,7 @@
 use crate::progress::Progress;
 use crate::wire::{self, Announce, Body, Status};
 use crate::{Common, cpu_seconds, hex, json_string, now};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Args;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -20,7 +20,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, mpsc};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -233,7 +233,8 @@ impl Registry {
 /// Listens for registrations, acknowledgements and confirmations until `stop`.
 fn listen(group: &ReliableGroup, session: u64, shared: &Shared, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        let event = match group.recv_timeout(Duration::from_millis(50)) {
+        // Short: the sender's exit waits for this thread to see `stop`.
+        let event = match group.recv_timeout(Duration::from_millis(5)) {
             Ok(event) => event,
             Err(rmcast::RecvError::Closed) => return,
             Err(_) => continue,
@@ -311,7 +312,8 @@ fn listen(group: &ReliableGroup, session: u64, shared: &Shared, stop: &AtomicBoo
     }
 }
 
-/// One chunk message: header and fields, then the file data read straight into it.
+/// One chunk message: header and fields, then the file data read straight into it (into
+/// the buffer's uninitialized capacity: `File` reads without zeroing it first).
 fn chunk_message(
     session: u64,
     index: u32,
@@ -327,12 +329,13 @@ fn chunk_message(
             data: Bytes::new(),
         },
     );
-    let mut out = BytesMut::with_capacity(head.len() + len);
-    out.put_slice(&head);
-    let start = out.len();
-    out.resize(start + len, 0);
-    file.read_exact(&mut out[start..])?;
-    Ok(out.freeze())
+    let mut out = Vec::with_capacity(head.len() + len);
+    out.extend_from_slice(&head);
+    let read = file.take(len as u64).read_to_end(&mut out)?;
+    if read != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Per-receiver outcome of a run.
@@ -403,23 +406,7 @@ pub(crate) fn run(args: &SendArgs) -> Result<SendOutcome, String> {
 
     let result = thread::scope(|scope| {
         scope.spawn(|| listen(&group, session, &shared, &stop));
-        // Hash ahead of sending (during registration for the first files), two files deep.
-        let (hashed_tx, hashed_rx) = mpsc::sync_channel::<io::Result<[u8; 32]>>(2);
-        let files_ref = &files;
-        let stop_ref = &stop;
-        scope.spawn(move || {
-            for file in files_ref {
-                if stop_ref.load(Ordering::Relaxed) {
-                    return;
-                }
-                if hashed_tx.send(sha256_file(&file.path)).is_err() {
-                    return;
-                }
-            }
-        });
-        let outcome = stream(
-            args, &group, session, &files, total, &shared, hashed_rx, wait,
-        );
+        let outcome = stream(args, &group, session, &files, total, &shared, wait);
         stop.store(true, Ordering::Relaxed);
         outcome
     });
@@ -476,10 +463,10 @@ pub(crate) fn run(args: &SendArgs) -> Result<SendOutcome, String> {
 }
 
 /// Registration, streaming and confirmation; returns the transfer's wall time in seconds.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site, all borrowed state"
-)]
+///
+/// Each file is hashed as its chunks are read and sent, and its SHA-256 follows its data
+/// (`DIGEST`): no pass over the file before sending, and the digest covers exactly the bytes
+/// sent.
 fn stream(
     args: &SendArgs,
     group: &ReliableGroup,
@@ -487,7 +474,6 @@ fn stream(
     files: &[SourceFile],
     total: u64,
     shared: &Shared,
-    hashes: mpsc::Receiver<io::Result<[u8; 32]>>,
     wait: Duration,
 ) -> Result<f64, String> {
     let send = |body: &Body| {
@@ -551,10 +537,6 @@ fn stream(
     let started = now();
     let mut progress = Progress::new("sent", total, args.common.quiet);
     for (index, file) in (0u32..).zip(files) {
-        let sha256 = hashes
-            .recv()
-            .map_err(|_| "the hashing thread stopped".to_owned())?
-            .map_err(|e| format!("{}: {e}", file.path.display()))?;
         let mut handle =
             File::open(&file.path).map_err(|e| format!("{}: {e}", file.path.display()))?;
         let size = handle
@@ -571,10 +553,10 @@ fn stream(
             index,
             size,
             mode: file.mode,
-            sha256,
             path: file.name.clone(),
         }))?;
         progress.start_file(&file.name, size);
+        let mut hasher = Sha256::new();
         let mut offset = 0u64;
         while offset < size {
             let len = (size - offset).min(wire::MAX_CHUNK as u64) as usize;
@@ -582,10 +564,13 @@ fn stream(
             shared.wait_for_credit(position, &progress);
             let message = chunk_message(session, index, offset, len, &mut handle)
                 .map_err(|e| format!("{}: {e}", file.path.display()))?;
+            hasher.update(&message[message.len() - len..]);
             group.send(message).map_err(|e| format!("sending: {e}"))?;
             offset += len as u64;
             progress.advance(len as u64);
         }
+        let sha256: [u8; 32] = hasher.finalize().into();
+        send(&Body::Digest { index, sha256 })?;
         if !args.common.quiet && !progress_is_bar() {
             eprintln!("sent {} ({size} bytes, sha256 {})", file.name, hex(&sha256));
         }

@@ -9,8 +9,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// First two bytes of every message: "FC".
 pub(crate) const MAGIC: [u8; 2] = *b"FC";
-/// Layout version carried in byte 2; anything else is rejected.
-pub(crate) const VERSION: u8 = 1;
+/// Layout version carried in byte 2; anything else is rejected. Version 2 moved the SHA-256
+/// from `ANNOUNCE` to a `DIGEST` after the data, so the sender hashes while it sends.
+pub(crate) const VERSION: u8 = 2;
 /// Bytes of the common header: magic, version, kind, session.
 pub(crate) const HEADER_LEN: usize = 12;
 /// Largest chunk of file data in one message.
@@ -92,8 +93,6 @@ pub(crate) struct Announce {
     pub(crate) size: u64,
     /// Unix permission bits (only `0o777` are applied).
     pub(crate) mode: u32,
-    /// SHA-256 of the content.
-    pub(crate) sha256: [u8; 32],
     /// Relative path, `/`-separated.
     pub(crate) path: String,
 }
@@ -118,6 +117,14 @@ pub(crate) enum Body {
         offset: u64,
         /// The data (a slice of the received message).
         data: Bytes,
+    },
+    /// Sender → group, after the last chunk of file `index`: its SHA-256, computed while the
+    /// data was read and sent.
+    Digest {
+        /// File index.
+        index: u32,
+        /// SHA-256 of the file's content.
+        sha256: [u8; 32],
     },
     /// Sender → group, repeated until every receiver confirmed: no more files.
     Done {
@@ -194,6 +201,7 @@ const CONFIRM: u8 = 6;
 const SUMMARY: u8 = 7;
 const BYE: u8 = 8;
 const ACK: u8 = 9;
+const DIGEST: u8 = 10;
 
 fn header(kind: u8, session: u64, body_len: usize) -> BytesMut {
     let mut out = BytesMut::with_capacity(HEADER_LEN + body_len);
@@ -218,11 +226,10 @@ pub(crate) fn encode(session: u64, body: &Body) -> Bytes {
             out.freeze()
         }
         Body::Announce(a) => {
-            let mut out = header(ANNOUNCE, session, 50 + a.path.len());
+            let mut out = header(ANNOUNCE, session, 18 + a.path.len());
             out.put_u32(a.index);
             out.put_u64(a.size);
             out.put_u32(a.mode);
-            out.put_slice(&a.sha256);
             out.put_u16(a.path.len() as u16);
             out.put_slice(a.path.as_bytes());
             out.freeze()
@@ -236,6 +243,12 @@ pub(crate) fn encode(session: u64, body: &Body) -> Bytes {
             out.put_u32(*index);
             out.put_u64(*offset);
             out.put_slice(data);
+            out.freeze()
+        }
+        Body::Digest { index, sha256 } => {
+            let mut out = header(DIGEST, session, 36);
+            out.put_u32(*index);
+            out.put_slice(sha256);
             out.freeze()
         }
         Body::Done {
@@ -347,16 +360,19 @@ pub(crate) fn decode(message: Bytes) -> Result<Message, DecodeError> {
             let index = r.u32()?;
             let size = r.u64()?;
             let mode = r.u32()?;
-            let mut sha256 = [0u8; 32];
-            sha256.copy_from_slice(&r.take(32)?);
             let path = r.string(MAX_PATH, "path")?;
             Body::Announce(Announce {
                 index,
                 size,
                 mode,
-                sha256,
                 path,
             })
+        }
+        DIGEST => {
+            let index = r.u32()?;
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(&r.take(32)?);
+            Body::Digest { index, sha256 }
         }
         CHUNK => {
             let index = r.u32()?;

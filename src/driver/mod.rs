@@ -4,7 +4,8 @@
 //! Each turn of the engine loop: take application messages from the send ring while the core
 //! accepts them; read the socket in batches until it is drained (at most 64 `recvmmsg` calls,
 //! none while the event ring is full); then run due timers, so they act on every answer already
-//! queued; drain the core's transmits into GSO batches; push the core's events into the event ring; serve
+//! queued; have the core write its transmits straight into GSO batches; push the core's events
+//! into the event ring; serve
 //! a pending stats request. When a turn made no progress, the engine announces it sleeps, checks
 //! once more for work, and blocks in `ppoll` on the socket and a wake socket until the core's next
 //! deadline.
@@ -30,7 +31,7 @@ mod waker;
 
 use crate::config::GroupConfig;
 use crate::error::JoinError;
-use crate::proto::{Destination, Event, Session, SourceId, Transmit};
+use crate::proto::{Destination, Event, Session, SourceId};
 use crate::ring::{PushError, Ring};
 use crate::stats::{SocketStats, Stats};
 use bytes::Bytes;
@@ -57,8 +58,6 @@ const TRANSMITS_PER_TURN: usize = 1024;
 /// Shortest sleep when the core reports a deadline already due but the turn made no progress:
 /// keeps a core that cannot act yet (e.g. a blocked socket) from spinning the CPU.
 const MIN_SLEEP: Duration = Duration::from_micros(20);
-/// After `leave`, the member keeps answering NAKs until none arrived for this long.
-const LINGER_QUIET: Duration = Duration::from_millis(200);
 /// Longest `leave()` may take to send what was queued and serve repairs.
 const LEAVE_BOUND: Duration = Duration::from_secs(30);
 /// Longest dropping a `ReliableGroup` without `leave()` may take.
@@ -212,7 +211,6 @@ pub(crate) fn start(config: &GroupConfig) -> Result<Started, JoinError> {
         shared: Arc::clone(&shared),
         tx: TxBatch::default(),
         tx_blocked: false,
-        pending_transmit: None,
         pending_event: None,
         loss: InjectedLoss {
             // A stream distinct from the core's, from the same seed.
@@ -222,6 +220,7 @@ pub(crate) fn start(config: &GroupConfig) -> Result<Started, JoinError> {
         },
         socket_stats,
         max_datagram,
+        linger_quiet: config.leave_linger,
         phase: Phase::Running,
     };
     let thread = std::thread::Builder::new()
@@ -265,7 +264,7 @@ enum Phase {
     Flushing {
         give_up: Instant,
     },
-    /// Idle: answering late NAKs until none came for [`LINGER_QUIET`].
+    /// Idle: answering late NAKs until none came for `linger_quiet`.
     Lingering {
         give_up: Instant,
         quiet_since: Instant,
@@ -293,13 +292,13 @@ struct Engine {
     tx: TxBatch,
     /// The socket refused the current batch: wait for it to be writable.
     tx_blocked: bool,
-    /// A transmit taken from the core that did not fit in the blocked batch.
-    pending_transmit: Option<Transmit>,
     /// An event that did not fit in the full event ring.
     pending_event: Option<Event>,
     loss: InjectedLoss,
     socket_stats: SocketStats,
     max_datagram: usize,
+    /// After leave, linger until no NAK came for this long (`GroupConfig::leave_linger`).
+    linger_quiet: Duration,
     phase: Phase,
 }
 
@@ -390,7 +389,8 @@ impl Engine {
         received
     }
 
-    /// Drains the core's transmits into the socket, at most [`TRANSMITS_PER_TURN`].
+    /// Drains the core's transmits into the socket, at most [`TRANSMITS_PER_TURN`]. The core
+    /// writes each datagram straight into the GSO batch.
     fn transmit(&mut self, now: Instant) -> bool {
         if self.tx_blocked {
             if self.tx.flush(&self.socket) == Flushed::Blocked {
@@ -400,24 +400,27 @@ impl Engine {
         }
         let mut sent = false;
         for _ in 0..TRANSMITS_PER_TURN {
-            let Some(transmit) = self
-                .pending_transmit
-                .take()
-                .or_else(|| self.session.poll_transmit(now))
-            else {
+            if !self.tx.has_room(&self.socket, self.max_datagram)
+                && self.tx.flush(&self.socket) == Flushed::Blocked
+            {
+                self.tx_blocked = true;
+                return sent;
+            }
+            let start = self.tx.buffer().len();
+            let Some(destination) = self.session.poll_transmit_into(now, self.tx.buffer()) else {
                 break;
             };
             sent = true;
             if self.loss.drop_tx() {
                 self.socket_stats.injected_tx_drops += 1;
+                self.tx.buffer().truncate(start);
                 continue;
             }
-            let destination = match transmit.destination {
+            let destination = match destination {
                 Destination::Group => self.socket.group(),
                 Destination::Peer(peer) => peer,
             };
-            if self.tx.push(&self.socket, destination, &transmit.payload) == Flushed::Blocked {
-                self.pending_transmit = Some(transmit);
+            if self.tx.commit(&self.socket, start, destination) == Flushed::Blocked {
                 self.tx_blocked = true;
                 return sent;
             }
@@ -549,7 +552,7 @@ impl Engine {
                     };
                     return now >= give_up;
                 }
-                now >= give_up || now.saturating_duration_since(quiet_since) >= LINGER_QUIET
+                now >= give_up || now.saturating_duration_since(quiet_since) >= self.linger_quiet
             }
         }
     }
@@ -573,7 +576,7 @@ impl Engine {
                 give_up,
                 quiet_since,
                 ..
-            } => Some(give_up.min(quiet_since + LINGER_QUIET)),
+            } => Some(give_up.min(quiet_since + self.linger_quiet)),
         };
         if let Some(extra) = phase_deadline.or(self.phase.give_up()) {
             deadline = Some(deadline.map_or(extra, |due| due.min(extra)));

@@ -273,6 +273,11 @@ pub(crate) enum Flushed {
 
 /// Datagrams waiting to be handed to the kernel: consecutive equal-size datagrams to one
 /// destination, packed back to back for one GSO send (the last may be shorter).
+///
+/// The core writes each datagram straight into the batch ([`TxBatch::buffer`], then
+/// [`TxBatch::commit`]), so sending costs no allocation and no copy per datagram. A datagram
+/// that cannot join the run it was written after (another size or destination, or the run is
+/// full) is set aside in `held` until that run is sent, then starts the next one.
 pub(crate) struct TxBatch {
     buffer: Vec<u8>,
     destination: Option<SocketAddr>,
@@ -280,6 +285,8 @@ pub(crate) struct TxBatch {
     segments: usize,
     /// A shorter datagram ended the run: nothing more may join it.
     sealed: bool,
+    /// A datagram written after the run that could not join it, and its destination.
+    held: Option<(SocketAddr, Vec<u8>)>,
     /// Datagrams lost to send errors.
     pub(crate) errors: u64,
 }
@@ -292,6 +299,7 @@ impl Default for TxBatch {
             segment_size: 0,
             segments: 0,
             sealed: false,
+            held: None,
             errors: 0,
         }
     }
@@ -300,69 +308,105 @@ impl Default for TxBatch {
 impl TxBatch {
     /// Whether nothing waits to be sent.
     pub(crate) fn is_empty(&self) -> bool {
-        self.segments == 0
+        self.segments == 0 && self.held.is_none()
     }
 
-    /// Whether `datagram` to `destination` can join the current run.
-    fn fits(&self, socket: &GroupSocket, destination: SocketAddr, len: usize) -> bool {
+    /// Whether a datagram of up to `len` bytes written now would surely join the current run
+    /// (or start one): when not, [`TxBatch::flush`] first, to keep the datagram out of `held`.
+    pub(crate) fn has_room(&self, socket: &GroupSocket, len: usize) -> bool {
         self.segments == 0
-            || (!self.sealed
-                && self.destination == Some(destination)
+            || (self.held.is_none()
+                && !self.sealed
                 && len <= self.segment_size
                 && self.segments < socket.max_gso_segments()
                 && self.buffer.len() + len <= MAX_GSO_PAYLOAD)
     }
 
-    /// Queues `datagram`, first sending the current run if the datagram cannot join it.
+    /// Where the next datagram is written: append it, then call [`TxBatch::commit`] with the
+    /// length the buffer had before (or truncate back to it to drop the datagram).
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
+    }
+
+    /// Takes the bytes appended since `start` as one datagram to `destination`. `Blocked`
+    /// means the socket refused the run before it: the datagram is held, and goes once the
+    /// socket is writable ([`TxBatch::flush`]); write nothing more until then.
+    pub(crate) fn commit(
+        &mut self,
+        socket: &GroupSocket,
+        start: usize,
+        destination: SocketAddr,
+    ) -> Flushed {
+        debug_assert!(self.held.is_none() && start <= self.buffer.len());
+        let len = self.buffer.len() - start;
+        if self.segments == 0 {
+            self.destination = Some(destination);
+            self.segment_size = len;
+            self.sealed = false;
+        } else if self.sealed
+            || self.destination != Some(destination)
+            || len > self.segment_size
+            || self.segments >= socket.max_gso_segments()
+            || self.buffer.len() > MAX_GSO_PAYLOAD
+        {
+            // Rare (the engine checks `has_room` first): set it aside, send the run.
+            self.held = Some((destination, self.buffer.split_off(start)));
+            return self.flush(socket);
+        } else if len < self.segment_size {
+            self.sealed = true;
+        }
+        self.segments += 1;
+        // A zero-length datagram cannot be a GSO segment: send it alone.
+        if len == 0 {
+            self.sealed = true;
+        }
+        Flushed::Done
+    }
+
+    /// Queues a copy of `datagram`, first sending the current run if it cannot join it.
     /// `Blocked` means the socket refused the current run: `datagram` was not queued, retry it
     /// once the socket is writable.
+    #[cfg(test)]
     pub(crate) fn push(
         &mut self,
         socket: &GroupSocket,
         destination: SocketAddr,
         datagram: &[u8],
     ) -> Flushed {
-        if !self.fits(socket, destination, datagram.len()) && self.flush(socket) == Flushed::Blocked
-        {
+        if !self.has_room(socket, datagram.len()) && self.flush(socket) == Flushed::Blocked {
             return Flushed::Blocked;
         }
-        if self.segments == 0 {
-            self.destination = Some(destination);
-            self.segment_size = datagram.len();
-            self.sealed = false;
-        } else if datagram.len() < self.segment_size {
-            self.sealed = true;
-        }
+        let start = self.buffer.len();
         self.buffer.extend_from_slice(datagram);
-        self.segments += 1;
-        // A zero-length datagram cannot be a GSO segment: send it alone.
-        if datagram.is_empty() {
-            self.sealed = true;
-        }
-        Flushed::Done
+        // The run was flushed or has room, so the datagram joins or starts it.
+        self.commit(socket, start, destination)
     }
 
-    /// Hands the current run to the kernel.
+    /// Hands the current run to the kernel, then the held datagram, if any.
     pub(crate) fn flush(&mut self, socket: &GroupSocket) -> Flushed {
-        let Some(destination) = self.destination else {
-            return Flushed::Done;
-        };
-        if self.segments == 0 {
-            return Flushed::Done;
-        }
-        let segment_size = (self.segments > 1).then_some(self.segment_size);
-        match socket.send(destination, &self.buffer, segment_size) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
-            Err(err) => {
-                tracing::debug!(%err, segments = self.segments, "send failed");
-                self.errors += self.segments as u64;
+        loop {
+            if let Some(destination) = self.destination.filter(|_| self.segments > 0) {
+                let segment_size = (self.segments > 1).then_some(self.segment_size);
+                match socket.send(destination, &self.buffer, segment_size) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        return Flushed::Blocked;
+                    }
+                    Err(err) => {
+                        tracing::debug!(%err, segments = self.segments, "send failed");
+                        self.errors += self.segments as u64;
+                    }
+                }
             }
+            self.buffer.clear();
+            self.segments = 0;
+            self.destination = None;
+            let Some((destination, datagram)) = self.held.take() else {
+                return Flushed::Done;
+            };
+            self.buffer.extend_from_slice(&datagram);
+            self.commit(socket, 0, destination);
         }
-        self.buffer.clear();
-        self.segments = 0;
-        self.destination = None;
-        Flushed::Done
     }
 }
 
@@ -419,6 +463,28 @@ mod tests {
         assert!(batch.is_empty());
         let got = collect(&mut receiver, sent.len());
         assert_eq!(got, sent);
+    }
+
+    #[test]
+    fn a_datagram_written_in_place_that_cannot_join_the_run_is_held_and_sent_after_it() {
+        let sender = open("239.255.77.6:47006");
+        let mut receiver = open("239.255.77.6:47006");
+        let mut batch = TxBatch::default();
+        let mut sent = Vec::new();
+        // Written without `has_room`: 800, 800, then 1000 (larger than the run's segments:
+        // held, sent after the run), then 1000 again, joining the held one's run.
+        for (i, len) in [800usize, 800, 1000, 1000].into_iter().enumerate() {
+            let datagram: Vec<u8> = (0..len).map(|b| (b + i) as u8).collect();
+            let start = batch.buffer().len();
+            batch.buffer().extend_from_slice(&datagram);
+            assert_eq!(batch.commit(&sender, start, sender.group()), Flushed::Done);
+            sent.push(datagram);
+        }
+        assert!(!batch.is_empty());
+        assert_eq!(batch.flush(&sender), Flushed::Done);
+        assert!(batch.is_empty());
+        assert_eq!(batch.errors, 0);
+        assert_eq!(collect(&mut receiver, sent.len()), sent);
     }
 
     #[test]

@@ -100,12 +100,10 @@ pub enum Destination {
     Peer(SocketAddr),
 }
 
-/// A datagram the core wants sent.
+/// A datagram the core wants sent (the simulator's form; the engine has the core write
+/// datagrams straight into its send batch instead).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(
-    not(any(test, feature = "sim")),
-    expect(unreachable_pub, reason = "public only through the sim feature")
-)]
+#[cfg(any(test, feature = "sim"))]
 pub struct Transmit {
     /// Where to send it.
     pub destination: Destination,

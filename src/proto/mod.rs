@@ -20,7 +20,9 @@ use bytes::Bytes;
     not(any(test, feature = "sim")),
     expect(unreachable_pub, reason = "public only through the sim feature")
 )]
-pub use event::{Destination, Transmit};
+pub use event::Destination;
+#[cfg(any(test, feature = "sim"))]
+pub use event::Transmit;
 pub use event::{Event, LostRange, SourceId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -230,22 +232,36 @@ impl Session {
 
     /// The next datagram to send, if one is due at `now`. Receiver feedback (NAKs, reports) goes
     /// first: it is small and delaying it delays every repair.
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let mut payload = Vec::new();
+        let destination = self.poll_transmit_into(now, &mut payload)?;
+        Some(Transmit {
+            destination,
+            payload: Bytes::from(payload),
+        })
+    }
+
+    /// [`Session::poll_transmit`] without an allocation: appends the datagram to `out` (the
+    /// engine's GSO batch) and returns where it goes; `out` is unchanged when `None`.
+    pub(crate) fn poll_transmit_into(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Option<Destination> {
         let ctx = &mut Context {
             now,
             clock: &self.clock,
             rng: &mut self.rng,
             stats: &mut self.stats,
         };
-        let payload = match self.receiver.poll_transmit(ctx) {
-            Some(payload) => payload,
-            None => self.source.poll_transmit(ctx)?,
-        };
-        count_transmit(&mut self.stats, &payload);
-        Some(Transmit {
-            destination: Destination::Group,
-            payload,
-        })
+        let start = out.len();
+        if !self.receiver.poll_transmit_into(ctx, out) && !self.source.poll_transmit_into(ctx, out)
+        {
+            return None;
+        }
+        count_transmit(&mut self.stats, &out[start..]);
+        Some(Destination::Group)
     }
 
     /// Earliest instant at which [`Session::handle_timeout`] or [`Session::poll_transmit`] has
@@ -282,7 +298,7 @@ pub(crate) struct Context<'a> {
 }
 
 /// Counts an outgoing datagram by its type byte (the second byte of the common header).
-fn count_transmit(stats: &mut Stats, payload: &Bytes) {
+fn count_transmit(stats: &mut Stats, payload: &[u8]) {
     let len = payload.len();
     let counter = match payload.get(1).copied().map(wire::PacketType::from_code) {
         Some(Some(wire::PacketType::Odata)) => &mut stats.tx.odata,

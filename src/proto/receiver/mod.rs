@@ -50,6 +50,7 @@ use crate::stats::RttSummary;
 use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
 use backoff::BackoffParams;
 pub(crate) use backoff::BackoffStrategy;
+#[cfg(test)]
 use bytes::Bytes;
 use gaps::{Arrival, LeadingEdge, Pos};
 use group_size::GroupSizeEstimator;
@@ -58,7 +59,8 @@ pub(crate) use nak::GROUP_SIZE_PRIOR;
 use nak::{Answers, NakParams, NakScheduler, later};
 use reorder::Reassembler;
 use rtt::RttEstimator;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -435,7 +437,10 @@ impl PeerState {
 /// Every source this member hears.
 pub(crate) struct ReceiverState {
     config: ReceiverConfig,
-    peers: HashMap<u64, PeerState>,
+    /// Looked up for every datagram, so hashed with Fx (a multiply) rather than SipHash. Keys
+    /// are member-chosen ids, so a forger could make them collide; with at most `max_sources`
+    /// entries that bounds a lookup at `max_sources` probes, never more.
+    peers: FxHashMap<u64, PeerState>,
     /// `(deadline, source)` of every peer: the earliest is the receiver's next deadline.
     deadlines: BTreeSet<(Instant, u64)>,
     out: Outbox,
@@ -482,7 +487,7 @@ impl ReceiverState {
                 window,
                 max_message_len: settings.max_message_len,
             },
-            peers: HashMap::new(),
+            peers: FxHashMap::default(),
             deadlines: BTreeSet::new(),
             out: Outbox::default(),
             released_rtt_samples: 0,
@@ -590,10 +595,22 @@ impl ReceiverState {
         }
     }
 
-    /// Next NAK or report to send.
-    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+    /// Writes the next NAK or report to the end of `out`; `false` when none waits.
+    pub(crate) fn poll_transmit_into(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
         self.last_now = Some(ctx.now);
-        self.out.packets.pop_front().map(|packet| packet.to_bytes())
+        let Some(packet) = self.out.packets.pop_front() else {
+            return false;
+        };
+        packet.encode(out);
+        true
+    }
+
+    /// [`ReceiverState::poll_transmit_into`] into a fresh buffer.
+    #[cfg(test)]
+    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+        let mut out = Vec::new();
+        self.poll_transmit_into(ctx, &mut out)
+            .then(|| Bytes::from(out))
     }
 
     /// The next event, in order per source.

@@ -241,30 +241,44 @@ impl SourceState {
         // A due SPM is emitted by the next `poll_transmit`, which the session calls right after.
     }
 
-    /// Next datagram due now (paced), for the group.
-    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+    /// Writes the next datagram due now (paced), for the group, to the end of `out` (the
+    /// engine's send batch: no allocation per datagram). `false` when nothing is due.
+    pub(crate) fn poll_transmit_into(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
         let now = ctx.now;
         if let Some(ncf) = self.ncfs.pop_front() {
             self.pacer.charge(now, ncf.len());
             ctx.stats.recovery.ncfs_sent += 1;
-            return Some(ncf);
+            out.extend_from_slice(&ncf);
+            return true;
         }
         let spm_due = self.heartbeat.is_due(now);
         if self.repairs.is_empty() && !spm_due && self.queue.is_empty() {
-            return None;
+            return false;
         }
         if !self.pacer.is_ready(now) {
-            return None;
+            return false;
         }
-        let datagram = if let Some(rdata) = self.next_rdata(ctx) {
-            rdata
-        } else if spm_due {
-            self.spm(ctx)
-        } else {
-            self.next_odata(now)?
+        let start = out.len();
+        let written = self.next_rdata(ctx, out) || {
+            if spm_due {
+                self.spm(ctx, out);
+                true
+            } else {
+                self.next_odata(now, out)
+            }
         };
-        self.pacer.charge(now, datagram.len());
-        Some(datagram)
+        if written {
+            self.pacer.charge(now, out.len() - start);
+        }
+        written
+    }
+
+    /// [`SourceState::poll_transmit_into`] into a fresh buffer.
+    #[cfg(test)]
+    pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+        let mut out = Vec::new();
+        self.poll_transmit_into(ctx, &mut out)
+            .then(|| Bytes::from(out))
     }
 
     /// Earliest instant with work (a timer or the pacer allowing the next datagram).
@@ -296,7 +310,7 @@ impl SourceState {
         self.repair_linger.max(group.min(MAX_RTT_LINGER))
     }
 
-    fn next_rdata(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+    fn next_rdata(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
         let trail = self.window.trail();
         while let Some(index) = self.repairs.pop() {
             let seq = self.window.seq_of(index);
@@ -316,13 +330,16 @@ impl SourceState {
                 payload: entry.payload.clone(),
             };
             ctx.stats.recovery.repairs_sent += 1;
-            return Some(Packet::Data(data).to_bytes());
+            Packet::Data(data).encode(out);
+            return true;
         }
-        None
+        false
     }
 
-    fn next_odata(&mut self, now: Instant) -> Option<Bytes> {
-        let fragment = self.queue.pop()?;
+    fn next_odata(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        let Some(fragment) = self.queue.pop() else {
+            return false;
+        };
         let seq = self.window.lead();
         self.window.push(window::Entry {
             sent_at: now,
@@ -343,10 +360,11 @@ impl SourceState {
             fragment_offset: fragment.fragment_offset,
             payload: fragment.payload,
         };
-        Some(Packet::Data(data).to_bytes())
+        Packet::Data(data).encode(out);
+        true
     }
 
-    fn spm(&mut self, ctx: &mut Context<'_>) -> Bytes {
+    fn spm(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) {
         let beat = self.heartbeat.take_beat(ctx.now);
         let spm = Spm {
             stream: self.stream,
@@ -356,7 +374,7 @@ impl SourceState {
             timestamp: ctx.clock.timestamp(ctx.now),
             echoes: beat.echoes,
         };
-        Packet::Spm(spm).to_bytes()
+        Packet::Spm(spm).encode(out);
     }
 }
 
