@@ -121,13 +121,19 @@ pub(crate) enum BackoffStrategy {
 /// RFC 5401's truncated exponential on `(0, window]` for a group of `group_size`: with
 /// `λ = ln(G) + 1` and `u` uniform on `[0, 1)`, `t = (window/λ)·ln(1 + u·(e^λ − 1))`, the same
 /// distribution as NORM's `ExponentialRand(window, gsize)` written without the offset form.
+#[cfg(test)]
 pub(crate) fn truncated_exponential(
     rng: &mut impl Rng,
     window: Duration,
     group_size: f64,
 ) -> Duration {
+    truncated_exponential_at(rng.random(), window, group_size)
+}
+
+/// [`truncated_exponential`] for a given uniform draw `unit` in `[0, 1)`: the same quantile of
+/// the distribution, so a draw can be re-timed when the window or the group size changes.
+pub(crate) fn truncated_exponential_at(unit: f64, window: Duration, group_size: f64) -> Duration {
     let lambda = lambda(group_size);
-    let unit: f64 = rng.random();
     let fraction = (unit * lambda.exp_m1()).ln_1p() / lambda;
     scale(window, fraction.clamp(0.0, 1.0), MAX_NAK_TIMER)
 }
@@ -155,8 +161,13 @@ pub(crate) fn scale(base: Duration, factor: f64, cap: Duration) -> Duration {
 }
 
 /// Time to wait before NAKing a newly missing packet: uniform on `[C1·d, (C1+C2)·d]`.
+#[cfg(test)]
 pub(crate) fn nak_backoff(rng: &mut impl Rng, rtt: Duration, params: BackoffParams) -> Duration {
-    let unit: f64 = rng.random();
+    nak_backoff_at(rng.random(), rtt, params)
+}
+
+/// [`nak_backoff`] for a given uniform draw `unit` in `[0, 1)`.
+pub(crate) fn nak_backoff_at(unit: f64, rtt: Duration, params: BackoffParams) -> Duration {
     scale(
         one_way_distance(rtt),
         params.c1 + params.c2 * unit,

@@ -53,7 +53,6 @@ pub(crate) use backoff::BackoffStrategy;
 use bytes::Bytes;
 use gaps::{Arrival, LeadingEdge, Pos};
 use group_size::GroupSizeEstimator;
-#[cfg(any(test, feature = "sim"))]
 pub(crate) use nak::GROUP_SIZE_PRIOR;
 use nak::{Answers, NakParams, NakScheduler, later};
 use reorder::Reassembler;
@@ -151,6 +150,10 @@ struct PeerState {
     indexed: Option<Instant>,
     /// Other members heard receiving this source, for the backoff's group size.
     members: GroupSizeEstimator,
+    /// Until then the estimate is believed only above the prior: members' first reports are
+    /// still arriving, so a small count means "not heard yet" as much as "a small group".
+    /// `None` once past, or with a fixed group size.
+    prior_until: Option<Instant>,
 }
 
 impl PeerState {
@@ -180,6 +183,12 @@ impl PeerState {
             answers: Answers::default(),
             indexed: None,
             members: GroupSizeEstimator::default(),
+            prior_until: config.group_size.is_none().then(|| {
+                later(
+                    now,
+                    backoff::FIRST_REPORT_MAX.saturating_add(config.initial_rtt),
+                )
+            }),
         }
         .with_group_size(config.group_size)
     }
@@ -193,14 +202,36 @@ impl PeerState {
     }
 
     /// Notes another member receiving this source; with an estimated group size, the backoff
-    /// follows the estimate (this member included).
-    fn heard_member(&mut self, config: &ReceiverConfig, member: u64) {
+    /// follows the estimate (this member included), pending backoffs too.
+    fn heard_member(&mut self, config: &ReceiverConfig, now: Instant, member: u64) {
         if member == config.member || config.group_size.is_some() {
             return;
         }
         if self.members.observe(member) {
-            let size = (self.members.estimate() + 1.0).min(MAX_GROUP_ESTIMATE);
+            self.refresh_group_size(now);
+        }
+    }
+
+    /// Sets the backoff's group size from the estimate (this member included), floored at the
+    /// prior while first reports are still due, and re-times pending backoffs if it changed.
+    fn refresh_group_size(&mut self, now: Instant) {
+        let heard = self.members.estimate();
+        let mut size = (heard + 1.0).min(MAX_GROUP_ESTIMATE);
+        match self.prior_until {
+            Some(until) if now < until => size = size.max(GROUP_SIZE_PRIOR),
+            Some(_) => self.prior_until = None,
+            None => {}
+        }
+        if heard > 0.0 && size != self.naks.group_size() {
             self.naks.set_group_size(size);
+            self.naks.retime(now, self.rtt.rtt());
+        }
+    }
+
+    /// Feeds one RTT sample; pending backoffs follow the new distance.
+    fn rtt_sample(&mut self, now: Instant, rtt: Duration) {
+        if self.rtt.sample(rtt) {
+            self.naks.retime(now, self.rtt.rtt());
         }
     }
 
@@ -215,6 +246,9 @@ impl PeerState {
 
     fn on_data(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, data: Data) {
         self.last_heard = ctx.now;
+        if self.prior_until.is_some_and(|until| ctx.now >= until) {
+            self.refresh_group_size(ctx.now);
+        }
         self.apply_trail(data.trail);
         self.reorder.drain(ctx.stats, &mut out.events);
         let next = self.reorder.next();
@@ -267,11 +301,11 @@ impl PeerState {
             at: now,
         });
         for echo in &spm.echoes {
-            self.heard_member(config, echo.member);
+            self.heard_member(config, now, echo.member);
         }
         if let Some(echo) = spm.echoes.iter().find(|echo| echo.member == config.member) {
             let since = ctx.clock.since(now, echo.timestamp);
-            self.rtt.sample(rtt::echo_rtt(since, echo.hold_us));
+            self.rtt_sample(now, rtt::echo_rtt(since, echo.hold_us));
             // The source heard this receiver's report, so the path to it works: NAKs that went
             // unanswered meanwhile were lost, not sent into a void.
             self.answers.ncf_at = Some(now);
@@ -296,10 +330,10 @@ impl PeerState {
         ctx.stats.recovery.ncfs_received += 1;
         self.last_heard = now;
         if ncf.requester == config.member {
-            self.rtt.sample(ctx.clock.since(now, ncf.timestamp_echo));
+            self.rtt_sample(now, ctx.clock.since(now, ncf.timestamp_echo));
             self.answers.ncf_at = Some(now);
         } else {
-            self.heard_member(config, ncf.requester);
+            self.heard_member(config, now, ncf.requester);
         }
         self.apply_trail(ncf.trail);
         let rtt = self.rtt.rtt();
@@ -316,7 +350,7 @@ impl PeerState {
     }
 
     fn on_foreign_nak(&mut self, config: &ReceiverConfig, ctx: &mut Context<'_>, nak: &Nak) {
-        self.heard_member(config, nak.requester);
+        self.heard_member(config, ctx.now, nak.requester);
         let next = self.reorder.next();
         let ranges: Vec<Range<Pos>> = nak
             .ranges
@@ -554,6 +588,22 @@ impl ReceiverState {
             return;
         }
         peer.on_foreign_nak(&self.config, ctx, nak);
+        self.reindex(source);
+    }
+
+    /// Another receiver's report to a source this member follows (reports are multicast): its
+    /// reporter is a member of that source's group, heard a few milliseconds after the stream
+    /// starts instead of only once the source's SPMs echo it.
+    pub(crate) fn handle_foreign_report(&mut self, ctx: &mut Context<'_>, report: &Report) {
+        self.last_now = Some(ctx.now);
+        let source = report.stream.source;
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if peer.stream != report.stream {
+            return;
+        }
+        peer.heard_member(&self.config, ctx.now, report.reporter);
         self.reindex(source);
     }
 

@@ -98,8 +98,14 @@ struct NakState {
     naked: bool,
     /// A foreign NAK for the packet was heard after this receiver NAKed it.
     duplicated: bool,
+    /// Foreign NAKs heard for the packet (saturating).
+    foreign_naks: u8,
     /// When the packet was found missing; it is never given up before `give_up_after` from here.
     detected_at: Instant,
+    /// When the current backoff began, and its uniform draw: the backoff is the draw's
+    /// quantile of the strategy's distribution, re-timed by [`NakScheduler::retime`].
+    drawn_at: Instant,
+    unit: f64,
 }
 
 /// Factor on the spread for each foreign NAK that duplicates one of ours.
@@ -171,6 +177,9 @@ pub(crate) struct NakScheduler {
     spread: f64,
     /// Group size driving [`BackoffStrategy::Scaled`]: the estimate, or the prior.
     group_size: f64,
+    /// [`BackoffStrategy::Scaled`]: the last shared loss this receiver saw repaired was asked
+    /// for by exactly one other member's NAK — the group has a requester, see [`Draw::defer`].
+    requester_heard: bool,
     states: BTreeMap<Pos, NakState>,
     deadlines: BTreeSet<(Instant, Pos)>,
 }
@@ -184,22 +193,40 @@ struct Draw {
     /// Learned factor on the window.
     factor: f64,
     group_size: f64,
+    /// [`BackoffStrategy::Scaled`]: another member is the group's requester and this one is
+    /// not, so its backoff starts [`DEFER_DISTANCES`] distances late: the requester fires
+    /// within one distance and its NAK needs about one more to arrive, and a receiver drawing
+    /// from the bottom of the window before then would duplicate it — which also doubles the
+    /// requester's window and costs the group its fast requester.
+    defer: bool,
 }
 
+/// [`BackoffStrategy::Scaled`]: distances a non-requester waits for the requester's NAK
+/// before its own backoff begins (see [`Draw::defer`]).
+pub(crate) const DEFER_DISTANCES: f64 = 2.0;
+
 impl Draw {
-    /// Time to wait before NAKing.
-    fn backoff(&self, rng: &mut impl Rng, rtt: Duration) -> Duration {
+    /// Time to wait before NAKing for the uniform draw `unit` (one per backoff, whatever the
+    /// strategy).
+    fn backoff(&self, unit: f64, rtt: Duration) -> Duration {
         match self.strategy {
-            BackoffStrategy::Srm => backoff::nak_backoff(rng, rtt, self.srm),
+            BackoffStrategy::Srm => backoff::nak_backoff_at(unit, rtt, self.srm),
             BackoffStrategy::Scaled => {
-                backoff::truncated_exponential(rng, self.window(rtt), self.group_size)
+                let draw =
+                    backoff::truncated_exponential_at(unit, self.window(rtt), self.group_size);
+                if self.defer {
+                    let distance = backoff::one_way_distance(rtt);
+                    draw.saturating_add(distance.mul_f64(DEFER_DISTANCES))
+                        .min(backoff::MAX_NAK_TIMER)
+                } else {
+                    draw
+                }
             }
             BackoffStrategy::PgmLike => {
-                let unit: f64 = rng.random();
                 backoff::scale(backoff::PGM_BACKOFF_WINDOW, unit, backoff::MAX_NAK_TIMER)
             }
             BackoffStrategy::NormLike => {
-                backoff::truncated_exponential(rng, self.window(rtt), backoff::NORM_GROUP_SIZE)
+                backoff::truncated_exponential_at(unit, self.window(rtt), backoff::NORM_GROUP_SIZE)
             }
         }
     }
@@ -241,6 +268,7 @@ impl NakScheduler {
                 _ => 1.0,
             },
             group_size: GROUP_SIZE_PRIOR,
+            requester_heard: false,
             states: BTreeMap::new(),
             deadlines: BTreeSet::new(),
         }
@@ -251,6 +279,11 @@ impl NakScheduler {
         self.group_size = group_size.max(1.0);
         let floor = self.min_factor();
         self.spread = self.spread.max(floor);
+    }
+
+    /// The group size the scaled window is computed for.
+    pub(crate) fn group_size(&self) -> f64 {
+        self.group_size
     }
 
     /// Smallest learned factor: 1 for SRM (the plain timer), `1/λ` for the scaled window (a
@@ -264,11 +297,6 @@ impl NakScheduler {
         }
     }
 
-    /// Time to wait before NAKing, drawn by the strategy.
-    fn draw_backoff(&self, rng: &mut impl Rng, rtt: Duration) -> Duration {
-        self.draw().backoff(rng, rtt)
-    }
-
     /// What a backoff draw needs, copied out so it can be drawn while states are borrowed.
     fn draw(&self) -> Draw {
         Draw {
@@ -276,6 +304,7 @@ impl NakScheduler {
             srm: self.backoff_params(),
             factor: self.spread,
             group_size: self.group_size,
+            defer: self.requester_heard && self.spread > self.min_factor(),
         }
     }
 
@@ -318,7 +347,8 @@ impl NakScheduler {
         if range.is_empty() {
             return;
         }
-        let deadline = later(now, self.draw_backoff(rng, rtt));
+        let unit: f64 = rng.random();
+        let deadline = later(now, self.draw().backoff(unit, rtt));
         for pos in range {
             let state = NakState {
                 phase: Phase::BackOff,
@@ -329,7 +359,10 @@ impl NakScheduler {
                 rounds: 0,
                 naked: false,
                 duplicated: false,
+                foreign_naks: 0,
                 detected_at: now,
+                drawn_at: now,
+                unit,
             };
             if let Some(old) = self.states.insert(pos, state) {
                 self.deadlines.remove(&(old.deadline, pos));
@@ -348,13 +381,26 @@ impl NakScheduler {
         match self.states.remove(&pos) {
             Some(state) => {
                 self.deadlines.remove(&(state.deadline, pos));
-                let solo = state.naked && !state.duplicated;
-                if solo && self.params.adaptive && self.params.strategy == BackoffStrategy::Scaled {
-                    self.spread = self.min_factor();
+                if self.params.adaptive && self.params.strategy == BackoffStrategy::Scaled {
+                    self.learn_requester(&state);
                 }
                 true
             }
             None => false,
+        }
+    }
+
+    /// What a repaired packet says about who asks for shared losses (scaled strategy, adaptive):
+    /// this receiver's NAK alone makes it the requester; one other member's NAK alone says the
+    /// group has another requester; several NAKs say it has none.
+    fn learn_requester(&mut self, state: &NakState) {
+        if state.naked && !state.duplicated {
+            self.spread = self.min_factor();
+        }
+        match (state.naked, state.foreign_naks) {
+            (false, 0) => {}
+            (false, 1) => self.requester_heard = true,
+            _ => self.requester_heard = false,
         }
     }
 
@@ -397,6 +443,7 @@ impl NakScheduler {
         let every_duplicate = self.params.strategy == BackoffStrategy::Srm;
         for range in ranges.iter().filter(|range| !range.is_empty()) {
             for (&pos, state) in self.states.range_mut(range.clone()) {
+                state.foreign_naks = state.foreign_naks.saturating_add(1);
                 if state.phase != Phase::BackOff {
                     if state.naked {
                         // The scaled strategy counts a packet once: a storm of a thousand
@@ -421,6 +468,40 @@ impl NakScheduler {
             };
         }
         suppressed
+    }
+
+    /// The scaled strategy's window follows what is known: when the RTT or the group size
+    /// changes, every pending backoff moves to the same quantile (its uniform draw) of the new
+    /// distribution, counted from when it began (from now if that is past). Without
+    /// this, a loss found before the first RTT echo and before any member is heard keeps a
+    /// timer drawn for the initial RTT and the prior group size of 100: 50 ms and more in a
+    /// ten-receiver group, the p99 of the small cells of the table. Receivers learn together
+    /// (the same SPM echo, the same reports), so the order of their timers, and with it
+    /// suppression, is kept. The baselines keep their draws, as PGM and NORM do.
+    pub(crate) fn retime(&mut self, now: Instant, rtt: Duration) {
+        if self.params.strategy != BackoffStrategy::Scaled {
+            return;
+        }
+        let draw = self.draw();
+        for (&pos, state) in &mut self.states {
+            if state.phase != Phase::BackOff {
+                continue;
+            }
+            let wait = draw.backoff(state.unit, rtt);
+            let mut deadline = later(state.drawn_at, wait);
+            if deadline <= now {
+                // Overdue under the new window: restart the backoff from now with the same
+                // draw instead of firing at once — every receiver learns at the same instant,
+                // and all of the overdue ones firing together would be a NAK storm.
+                state.drawn_at = now;
+                deadline = later(now, wait);
+            }
+            if deadline != state.deadline {
+                self.deadlines.remove(&(state.deadline, pos));
+                state.deadline = deadline;
+                self.deadlines.insert((deadline, pos));
+            }
+        }
     }
 
     /// Removes and returns (sorted) every missing position before `pos`.
@@ -471,7 +552,7 @@ impl NakScheduler {
         let mut out = Expired::default();
         let draw = self.draw();
         let ncf_deadline = later(now, backoff::ncf_wait(rtt, draw.window(rtt)));
-        let mut retry_deadline: Option<Instant> = None;
+        let mut retry_deadline: Option<(Instant, f64)> = None;
         let params = self.params;
         let max_rounds = params
             .ncf_retries
@@ -522,10 +603,14 @@ impl NakScheduler {
                 }
             };
             if retry {
-                let deadline =
-                    *retry_deadline.get_or_insert_with(|| later(now, draw.backoff(rng, rtt)));
+                let (deadline, unit) = *retry_deadline.get_or_insert_with(|| {
+                    let unit: f64 = rng.random();
+                    (later(now, draw.backoff(unit, rtt)), unit)
+                });
                 state.phase = Phase::BackOff;
                 state.deadline = deadline;
+                state.drawn_at = now;
+                state.unit = unit;
                 self.deadlines.insert((deadline, pos));
             } else {
                 self.states.remove(&pos);
@@ -949,6 +1034,122 @@ mod tests {
         // Its repair does not make it the leader again: the NAK was not alone.
         naks.remove(2);
         assert!((naks.spread() - floor * SCALED_GROWTH).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pending_backoffs_follow_the_group_size_and_rtt_learned() {
+        let mut rng = SmallRng::seed_from_u64(15);
+        let t0 = base();
+        let mut naks = NakScheduler::new(scaled(true));
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let unit = naks.states[&1].unit;
+        let drawn = naks.states[&1].deadline - t0;
+        // Drawn for the prior of 100 members and the initial RTT.
+        assert_eq!(drawn, naks.draw().backoff(unit, RTT));
+        // Ten members and a 4 ms RTT become known 1 ms later: the same quantile of the new,
+        // narrower distribution, still counted from detection.
+        let now = t0 + Duration::from_millis(1);
+        let rtt = Duration::from_millis(4);
+        naks.set_group_size(10.0);
+        naks.retime(now, rtt);
+        let expected = naks.draw().backoff(unit, rtt);
+        assert!(expected < drawn);
+        assert_eq!(naks.next_deadline(), Some((t0 + expected).max(now)));
+        // Learned long after it would have fired: the backoff restarts from then with the same
+        // draw rather than firing at once (every receiver learns at the same instant).
+        naks.add_missing(2..3, now, &mut rng, Duration::from_secs(1));
+        let unit = naks.states[&2].unit;
+        let much_later = now + Duration::from_millis(500);
+        naks.retime(much_later, rtt);
+        let wait = naks.draw().backoff(unit, rtt);
+        assert_eq!(naks.states[&2].deadline, much_later + wait);
+        assert!(wait > Duration::ZERO);
+        // Only backoffs move: a NAKed packet keeps its NCF wait.
+        let ncf_wait_until = naks
+            .states
+            .values()
+            .map(|state| state.deadline)
+            .max()
+            .unwrap();
+        naks.expire(ncf_wait_until, &mut rng, rtt, Answers::default());
+        let waits: Vec<Instant> = naks.deadlines.iter().map(|&(at, _)| at).collect();
+        naks.retime(ncf_wait_until, Duration::from_millis(40));
+        let after: Vec<Instant> = naks.deadlines.iter().map(|&(at, _)| at).collect();
+        assert!(
+            naks.states
+                .values()
+                .all(|state| state.phase != Phase::BackOff)
+        );
+        assert_eq!(waits, after);
+    }
+
+    #[test]
+    fn baselines_are_not_retimed() {
+        let mut rng = SmallRng::seed_from_u64(16);
+        let t0 = base();
+        let mut norm = NakScheduler::new(NakParams {
+            strategy: BackoffStrategy::NormLike,
+            adaptive: false,
+            ..params()
+        });
+        norm.add_missing(1..2, t0, &mut rng, RTT);
+        let before = norm.next_deadline();
+        norm.retime(t0, Duration::from_millis(1));
+        assert_eq!(norm.next_deadline(), before);
+    }
+
+    /// One shared loss repaired after `foreign` NAKs from other members suppressed ours.
+    fn suppressed_loss(
+        naks: &mut NakScheduler,
+        rng: &mut SmallRng,
+        at: Instant,
+        pos: Pos,
+        foreign: usize,
+    ) {
+        naks.add_missing(pos..pos + 1, at, rng, RTT);
+        for _ in 0..foreign {
+            naks.on_foreign_nak(&one(pos..pos + 1), at, RTT);
+        }
+        assert!(naks.remove(pos));
+    }
+
+    #[test]
+    fn others_defer_to_a_requester_heard_alone() {
+        let mut rng = SmallRng::seed_from_u64(17);
+        let t0 = base();
+        let d = RTT / 2;
+        let mut naks = NakScheduler::new(scaled(true));
+        // A small group: its window is a few distances wide, so draws below 2·d are common.
+        naks.set_group_size(2.0);
+        let undeferred: Vec<Duration> = (100..600)
+            .map(|pos| one_draw(&mut naks, &mut rng, t0, pos))
+            .collect();
+        assert!(undeferred.iter().any(|t| *t < d * 2));
+        // One other member asked alone: it is the requester, and this receiver's backoffs now
+        // start two distances late, after the requester's NAK has had time to arrive.
+        suppressed_loss(&mut naks, &mut rng, t0, 1, 1);
+        for pos in 100..600 {
+            assert!(one_draw(&mut naks, &mut rng, t0, pos) >= d.mul_f64(DEFER_DISTANCES));
+        }
+        // Two NAKs for the next loss: no single requester, no deferring.
+        suppressed_loss(&mut naks, &mut rng, t0, 2, 2);
+        assert!(
+            (100..600)
+                .map(|pos| one_draw(&mut naks, &mut rng, t0, pos))
+                .any(|t| t < d * 2)
+        );
+        // A requester itself never defers, even having heard another alone before.
+        suppressed_loss(&mut naks, &mut rng, t0, 3, 1);
+        naks.add_missing(4..5, t0, &mut rng, RTT);
+        let now = naks.next_deadline().unwrap();
+        assert_eq!(
+            naks.expire(now, &mut rng, RTT, Answers::default()).nak,
+            vec![4]
+        );
+        assert!(naks.remove(4));
+        for pos in 100..600 {
+            assert!(one_draw(&mut naks, &mut rng, now, pos) <= d);
+        }
     }
 
     #[test]

@@ -896,6 +896,37 @@ fn deadline_covers_pending_transmits_and_timers() {
 /// Property: whatever arrives, in whatever order and however often, the events of a source
 /// walk its stream exactly once, in order, each packet either inside a delivered message or
 /// inside an `Unrecoverable` range, and every message whose packets all arrived is delivered.
+/// Other receivers' reports (multicast) name members of the source's group: the backoff's
+/// group size counts them, but not below the prior while first reports are still due.
+#[test]
+fn foreign_reports_size_the_group_after_the_first_report_round() {
+    let mut h = Harness::new();
+    h.data(0, 0);
+    let report = |reporter: u64, stream: StreamId| Report {
+        stream,
+        reporter,
+        timestamp: 0,
+        spm_timestamp_echo: 0,
+        spm_hold_us: 0,
+        delivered_until: SeqNum(0),
+    };
+    let group_size = |h: &Harness| h.rx.peers[&SRC].naks.group_size();
+    for reporter in 1..=9u64 {
+        h.run(|rx, ctx| rx.handle_foreign_report(ctx, &report(reporter, STREAM)));
+    }
+    // A report about another stream, or another instance of this one, names nobody here.
+    let other_instance = StreamId {
+        instance: 2,
+        ..STREAM
+    };
+    h.run(|rx, ctx| rx.handle_foreign_report(ctx, &report(99, other_instance)));
+    assert_eq!(group_size(&h), GROUP_SIZE_PRIOR, "first reports still due");
+    // Past the first report round, the next packet brings the estimate in: 9 others and me.
+    h.advance(backoff::FIRST_REPORT_MAX + test_settings().initial_rtt);
+    h.data(1, 0);
+    assert_eq!(group_size(&h), 10.0);
+}
+
 mod stream_property {
     use super::*;
     use proptest::prelude::*;
