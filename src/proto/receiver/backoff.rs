@@ -85,36 +85,27 @@ pub(crate) const NORM_GROUP_SIZE: f64 = 1000.0;
 /// `docs/suppression.md`).
 pub(crate) const SCALED_WINDOW_FACTOR: f64 = 3.0;
 
-/// How a receiver draws the time to wait before NAKing. All variants share the NAK cycle of
-/// [`super::nak::NakScheduler`]; they differ only in this draw and in what they learn.
+/// How a receiver draws the time to wait before NAKing a missing packet, set with
+/// [`crate::GroupConfig::nak_backoff`]. Every variant runs the same NAK cycle (NCF, retries,
+/// give-up floor); they differ only in this draw and in what they learn. `docs/suppression.md`
+/// compares them in the simulator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum BackoffStrategy {
+#[non_exhaustive]
+pub enum BackoffStrategy {
     /// rmcast's default: RFC 5401's truncated exponential on `(0, T]`, with the window scaled
-    /// by the one-way distance to the source and by `λ = ln(G) + 1` of the estimated group
-    /// size: `T = SCALED_WINDOW_FACTOR · λ · d · f`, `f` the learned factor.
+    /// by the one-way distance `d` to the source and by `λ = ln(G) + 1` of the group size `G`:
+    /// `T = 3·λ·d·f`. With self-tuning, `f` makes the member that asks alone the group's
+    /// requester (a window of one distance) and the others defer to it.
     #[default]
     Scaled,
-    /// SRM: uniform on `[C1·d, (C1 + C2·f)·d]`, `f` the learned spread.
+    /// SRM: uniform on `[C1·d, (C1 + C2·f)·d]` (C1 = 1, C2 = 2), `f` a spread learned from
+    /// duplicate NAKs when self-tuning.
     Srm,
     /// Baseline after PGM as deployed (ZeroMQ): uniform on `(0, 50 ms]`, no distance scaling,
     /// nothing learned.
-    #[cfg_attr(
-        not(any(test, feature = "sim")),
-        expect(
-            dead_code,
-            reason = "a baseline only the simulator's comparison table selects"
-        )
-    )]
     PgmLike,
     /// Baseline after NORM: truncated exponential on `(0, K·RTT]` with K = 4 and the group size
     /// fixed at 1000, nothing learned.
-    #[cfg_attr(
-        not(any(test, feature = "sim")),
-        expect(
-            dead_code,
-            reason = "a baseline only the simulator's comparison table selects"
-        )
-    )]
     NormLike,
 }
 

@@ -8,6 +8,8 @@
 //! - `group_size`: how many members receive a source, estimated from the member ids heard
 //!   (SPM echoes, foreign NAKs, NCFs); it sizes the default backoff window.
 //! - `rtt`: the distance-to-source estimator that scales them.
+//! - `report_budget`: how often to report, so that the group's reports stay within a share of
+//!   the source's data rate.
 //! - `reorder`: reassembly and in-order delivery, losses reported in order.
 //!
 //! A datagram from a source is handled in three steps: its trailing edge makes everything
@@ -41,21 +43,24 @@ mod gaps;
 mod group_size;
 mod nak;
 mod reorder;
+mod report_budget;
 mod rtt;
 
 use super::Context;
 use crate::config::Settings;
 use crate::proto::{Event, SourceId};
 use crate::stats::RttSummary;
-use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
+use crate::wire::{self, Data, Echo, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
 use backoff::BackoffParams;
-pub(crate) use backoff::BackoffStrategy;
+pub use backoff::BackoffStrategy;
 use bytes::Bytes;
 use gaps::{Arrival, LeadingEdge, Pos};
 use group_size::GroupSizeEstimator;
 pub(crate) use nak::GROUP_SIZE_PRIOR;
 use nak::{Answers, NakParams, NakScheduler, later};
 use reorder::Reassembler;
+use report_budget::ReportBudget;
+pub(crate) use report_budget::{DEFAULT_SESSION_SHARE, MAX_REPORT_INTERVAL};
 use rtt::RttEstimator;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -95,7 +100,12 @@ struct ReceiverConfig {
     member: u64,
     initial_rtt: Duration,
     source_timeout: Duration,
+    /// Shortest interval between reports; the budget may stretch it.
     report_interval: Duration,
+    /// Share of a source's data rate the group's reports may use.
+    session_share: f64,
+    /// Bytes one report costs the group besides its own datagram: its echo in an SPM.
+    echo_len: usize,
     nak: NakParams,
     /// Fixed group size, or `None` to estimate it.
     group_size: Option<u32>,
@@ -150,6 +160,8 @@ struct PeerState {
     indexed: Option<Instant>,
     /// Other members heard receiving this source, for the backoff's group size.
     members: GroupSizeEstimator,
+    /// When to report next, from the data rate measured since the last report.
+    budget: ReportBudget,
     /// Until then the estimate is believed only above the prior: members' first reports are
     /// still arriving, so a small count means "not heard yet" as much as "a small group".
     /// `None` once past, or with a fixed group size.
@@ -183,6 +195,7 @@ impl PeerState {
             answers: Answers::default(),
             indexed: None,
             members: GroupSizeEstimator::default(),
+            budget: ReportBudget::new(config.session_share, config.report_interval, now),
             prior_until: config.group_size.is_none().then(|| {
                 later(
                     now,
@@ -246,6 +259,7 @@ impl PeerState {
 
     fn on_data(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, data: Data) {
         self.last_heard = ctx.now;
+        self.budget.on_data(wire::HEADER_LEN + data.payload.len());
         if self.prior_until.is_some_and(|until| ctx.now >= until) {
             self.refresh_group_size(ctx.now);
         }
@@ -386,9 +400,11 @@ impl PeerState {
             }
         }
         if self.report_at <= now {
-            out.packets
-                .push_back(Packet::Report(self.report(config, ctx)));
-            self.report_at = later(now, backoff::report_delay(ctx.rng, config.report_interval));
+            let report = Packet::Report(self.report(config, ctx));
+            let cost = report.encoded_len() + config.echo_len;
+            let interval = self.budget.interval(now, self.naks.group_size(), cost);
+            out.packets.push_back(report);
+            self.report_at = later(now, backoff::report_delay(ctx.rng, interval));
         }
         if self.silence_check_at <= now {
             let silent_at = later(self.last_heard, config.source_timeout);
@@ -466,6 +482,30 @@ impl PeerState {
     }
 }
 
+/// Bytes one echo adds to an SPM.
+fn echo_len() -> usize {
+    let spm = |echoes| {
+        Packet::Spm(Spm {
+            stream: StreamId {
+                source: 0,
+                instance: 0,
+            },
+            spm_seq: 0,
+            trail: SeqNum(0),
+            lead: SeqNum(0),
+            timestamp: 0,
+            echoes,
+        })
+        .encoded_len()
+    };
+    let one = Echo {
+        member: 0,
+        timestamp: 0,
+        hold_us: 0,
+    };
+    spm(vec![one]) - spm(Vec::new())
+}
+
 /// Every source this member hears.
 pub(crate) struct ReceiverState {
     config: ReceiverConfig,
@@ -501,6 +541,8 @@ impl ReceiverState {
                 initial_rtt: settings.initial_rtt,
                 source_timeout: settings.source_timeout,
                 report_interval: settings.report_interval,
+                session_share: settings.session_share,
+                echo_len: echo_len(),
                 nak: NakParams {
                     backoff: BackoffParams::new(settings.nak_backoff_c1, settings.nak_backoff_c2),
                     ncf_retries: settings.nak_ncf_retries,
