@@ -371,8 +371,12 @@ impl PeerState {
             .iter()
             .map(|range| self.tracked(nak::positions_of(next, *range)))
             .collect();
-        ctx.stats.recovery.naks_suppressed +=
-            self.naks.on_foreign_nak(&ranges, ctx.now, self.rtt.rtt());
+        ctx.stats.recovery.naks_suppressed += self.naks.on_foreign_nak_from(
+            &ranges,
+            ctx.now,
+            self.rtt.rtt(),
+            nak.requester < config.member,
+        );
     }
 
     fn on_timeout(

@@ -392,14 +392,18 @@ impl NakScheduler {
 
     /// What a repaired packet says about who asks for shared losses (scaled strategy, adaptive):
     /// this receiver's NAK alone makes it the requester; one other member's NAK alone says the
-    /// group has another requester; several NAKs say it has none.
+    /// group has another requester; several NAKs from others say it has none. (A collision
+    /// with this receiver's own NAK was settled when it was heard, by member id.)
     fn learn_requester(&mut self, state: &NakState) {
-        if state.naked && !state.duplicated {
-            self.spread = self.min_factor();
+        if state.naked {
+            if !state.duplicated {
+                self.spread = self.min_factor();
+            }
+            return;
         }
-        match (state.naked, state.foreign_naks) {
-            (false, 0) => {}
-            (false, 1) => self.requester_heard = true,
+        match state.foreign_naks {
+            0 => {}
+            1 => self.requester_heard = true,
             _ => self.requester_heard = false,
         }
     }
@@ -431,11 +435,28 @@ impl NakScheduler {
     /// Another receiver's NAK asked for `ranges`. Packets still in backoff wait for the repair
     /// instead of NAKing too; if it repeats a NAK of ours, the spread grows. Returns how many
     /// were suppressed.
+    #[cfg(test)]
     pub(crate) fn on_foreign_nak(
         &mut self,
         ranges: &[Range<Pos>],
         now: Instant,
         rtt: Duration,
+    ) -> u64 {
+        self.on_foreign_nak_from(ranges, now, rtt, true)
+    }
+
+    /// [`NakScheduler::on_foreign_nak`] from a member that `precedes` this one (scaled
+    /// strategy). Two requesters whose NAKs collide would otherwise both double their windows,
+    /// collide again loss after loss and hand the group's latency to the windows' growth
+    /// (star, 1,000 receivers: two requesters colliding on five losses in a row); instead the
+    /// member with the higher id yields — its window doubles and it defers to the other, which
+    /// keeps its window.
+    pub(crate) fn on_foreign_nak_from(
+        &mut self,
+        ranges: &[Range<Pos>],
+        now: Instant,
+        rtt: Duration,
+        precedes: bool,
     ) -> u64 {
         let deadline = later(now, backoff::data_wait(rtt));
         let mut suppressed = 0;
@@ -462,10 +483,14 @@ impl NakScheduler {
             }
         }
         if duplicate && self.params.adaptive {
-            self.spread = match self.params.strategy {
-                BackoffStrategy::Scaled => (self.spread * SCALED_GROWTH).min(MAX_SCALED_FACTOR),
-                _ => (self.spread * SPREAD_GROWTH).min(MAX_SPREAD),
-            };
+            match self.params.strategy {
+                BackoffStrategy::Scaled if precedes => {
+                    self.spread = (self.spread * SCALED_GROWTH).min(MAX_SCALED_FACTOR);
+                    self.requester_heard = true;
+                }
+                BackoffStrategy::Scaled => {}
+                _ => self.spread = (self.spread * SPREAD_GROWTH).min(MAX_SPREAD),
+            }
         }
         suppressed
     }
@@ -1149,6 +1174,43 @@ mod tests {
         assert!(naks.remove(4));
         for pos in 100..600 {
             assert!(one_draw(&mut naks, &mut rng, now, pos) <= d);
+        }
+    }
+
+    #[test]
+    fn of_two_colliding_requesters_the_higher_id_yields() {
+        let mut rng = SmallRng::seed_from_u64(18);
+        let t0 = base();
+        let d = RTT / 2;
+        let floor = 1.0 / (backoff::SCALED_WINDOW_FACTOR * backoff::lambda(1000.0));
+        let requester = |rng: &mut SmallRng| {
+            let mut naks = NakScheduler::new(scaled(true));
+            naks.set_group_size(1000.0);
+            naks.add_missing(1..2, t0, rng, RTT);
+            let now = naks.next_deadline().unwrap();
+            naks.expire(now, rng, RTT, Answers::default());
+            assert!(naks.remove(1));
+            assert!((naks.spread() - floor).abs() < 1e-12);
+            // Both NAK the next shared loss and hear each other.
+            naks.add_missing(2..3, now, rng, RTT);
+            let now = naks.next_deadline().unwrap();
+            assert_eq!(naks.expire(now, rng, RTT, Answers::default()).nak, vec![2]);
+            (naks, now)
+        };
+        // The other member's id is higher: this one keeps its window, and leads on.
+        let (mut keeps, now) = requester(&mut rng);
+        keeps.on_foreign_nak_from(&one(2..3), now, RTT, false);
+        assert!(keeps.remove(2));
+        assert!((keeps.spread() - floor).abs() < 1e-12);
+        assert!((10..200).all(|pos| one_draw(&mut keeps, &mut rng, now, pos) <= d));
+        // The other's id is lower: this one yields — a wider window, started two distances
+        // late, so it no longer races the requester.
+        let (mut yields, now) = requester(&mut rng);
+        yields.on_foreign_nak_from(&one(2..3), now, RTT, true);
+        assert!(yields.remove(2));
+        assert!((yields.spread() - floor * SCALED_GROWTH).abs() < 1e-12);
+        for pos in 10..200 {
+            assert!(one_draw(&mut yields, &mut rng, now, pos) >= d.mul_f64(DEFER_DISTANCES));
         }
     }
 
