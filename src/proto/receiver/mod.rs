@@ -272,6 +272,7 @@ impl PeerState {
             Arrival::OutOfWindow => ctx.stats.drops.count("out_of_window"),
             Arrival::Known => {
                 if self.naks.remove(pos) {
+                    self.naks.retime_if_learned(ctx.now, self.rtt.rtt());
                     ctx.stats.recovery.repairs_received += 1;
                     if data.repair {
                         self.answers.repair_at = Some(ctx.now);
@@ -377,6 +378,7 @@ impl PeerState {
             self.rtt.rtt(),
             nak.requester < config.member,
         );
+        self.naks.retime_if_learned(ctx.now, self.rtt.rtt());
     }
 
     fn on_timeout(

@@ -180,6 +180,9 @@ pub(crate) struct NakScheduler {
     /// [`BackoffStrategy::Scaled`]: the last shared loss this receiver saw repaired was asked
     /// for by exactly one other member's NAK — the group has a requester, see [`Draw::defer`].
     requester_heard: bool,
+    /// The window factor or `requester_heard` changed since pending backoffs were last
+    /// re-timed (see [`NakScheduler::retime_if_learned`]).
+    learned: bool,
     states: BTreeMap<Pos, NakState>,
     deadlines: BTreeSet<(Instant, Pos)>,
 }
@@ -269,6 +272,7 @@ impl NakScheduler {
             },
             group_size: GROUP_SIZE_PRIOR,
             requester_heard: false,
+            learned: false,
             states: BTreeMap::new(),
             deadlines: BTreeSet::new(),
         }
@@ -395,16 +399,28 @@ impl NakScheduler {
     /// group has another requester; several NAKs from others say it has none. (A collision
     /// with this receiver's own NAK was settled when it was heard, by member id.)
     fn learn_requester(&mut self, state: &NakState) {
+        let before = (self.spread, self.requester_heard);
         if state.naked {
             if !state.duplicated {
                 self.spread = self.min_factor();
             }
-            return;
+        } else {
+            match state.foreign_naks {
+                0 => {}
+                1 => self.requester_heard = true,
+                _ => self.requester_heard = false,
+            }
         }
-        match state.foreign_naks {
-            0 => {}
-            1 => self.requester_heard = true,
-            _ => self.requester_heard = false,
+        self.learned |= before != (self.spread, self.requester_heard);
+    }
+
+    /// Re-times pending backoffs if this receiver just became or stopped being the requester,
+    /// or learned of another: a shared loss found before the election would otherwise keep a
+    /// timer drawn without it (star, 1,000 receivers: the second loss of a run waited 27 ms
+    /// for its NAK while the newly elected requester's own timer for it was still pending).
+    pub(crate) fn retime_if_learned(&mut self, now: Instant, rtt: Duration) {
+        if std::mem::take(&mut self.learned) {
+            self.retime(now, rtt);
         }
     }
 
@@ -487,6 +503,7 @@ impl NakScheduler {
                 BackoffStrategy::Scaled if precedes => {
                     self.spread = (self.spread * SCALED_GROWTH).min(MAX_SCALED_FACTOR);
                     self.requester_heard = true;
+                    self.learned = true;
                 }
                 BackoffStrategy::Scaled => {}
                 _ => self.spread = (self.spread * SPREAD_GROWTH).min(MAX_SPREAD),
@@ -1212,6 +1229,30 @@ mod tests {
         for pos in 10..200 {
             assert!(one_draw(&mut yields, &mut rng, now, pos) >= d.mul_f64(DEFER_DISTANCES));
         }
+    }
+
+    #[test]
+    fn becoming_the_requester_shortens_pending_backoffs() {
+        let mut rng = SmallRng::seed_from_u64(19);
+        let t0 = base();
+        let mut naks = NakScheduler::new(scaled(true));
+        naks.set_group_size(1000.0);
+        // Packet 1 NAKed alone; packet 2 found missing before its repair, on the wide window.
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let now = naks.next_deadline().unwrap();
+        naks.expire(now, &mut rng, RTT, Answers::default());
+        naks.add_missing(2..3, now, &mut rng, RTT);
+        let wide = naks.states[&2].deadline;
+        assert!(wide > now + RTT / 2);
+        // The repair of 1 elects this receiver: 2 moves to the requester's window of one
+        // distance (from when it was found missing, or from now if that is past).
+        assert!(naks.remove(1));
+        naks.retime_if_learned(now, RTT);
+        assert!(naks.states[&2].deadline <= now + RTT / 2);
+        // Nothing new learned: nothing moves.
+        let before = naks.states[&2].deadline;
+        naks.retime_if_learned(now + RTT, Duration::from_millis(40));
+        assert_eq!(naks.states[&2].deadline, before);
     }
 
     #[test]
