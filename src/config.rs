@@ -6,6 +6,7 @@
 //! 100 kbit/s defaults are a standing complaint; rmcast starts at 1 Gbit/s).
 
 use crate::error::ConfigError;
+use crate::proto::receiver::BackoffStrategy;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -206,6 +207,53 @@ impl GroupConfig {
         self
     }
 
+    /// How receivers time their NAKs. Default [`BackoffStrategy::Scaled`], the one the
+    /// simulator's comparison (`docs/suppression.md`) shows sending the fewest NAKs per shared
+    /// loss.
+    ///
+    /// ```
+    /// use rmcast::{BackoffStrategy, GroupConfig};
+    ///
+    /// // Plain SRM timers, not self-tuned, for a group known to have about 40 receivers, whose
+    /// // receivers' reports may use 2 % of the data rate.
+    /// let config = GroupConfig::on_loopback("239.255.10.2:7400".parse().unwrap())
+    ///     .nak_backoff(BackoffStrategy::Srm)
+    ///     .self_tuning(false)
+    ///     .group_size(Some(40))
+    ///     .session_traffic_share(0.02);
+    /// # let _ = config;
+    /// ```
+    pub fn nak_backoff(mut self, strategy: BackoffStrategy) -> Self {
+        self.settings.suppression.strategy = strategy;
+        self
+    }
+
+    /// Whether the NAK backoff learns from the NAKs it hears (the member that asks alone
+    /// becomes the group's requester, duplicates widen the window). Default `true`; without
+    /// it the window depends on distance and group size only.
+    pub fn self_tuning(mut self, on: bool) -> Self {
+        self.settings.suppression.adaptive = on;
+        self
+    }
+
+    /// The number of receivers the NAK backoff assumes. `None` (the default) estimates it from
+    /// the members heard (reports, NAKs, the source's echoes); `Some(n)` fixes it, e.g. for a
+    /// group whose size is known. Must not be `Some(0)`.
+    pub fn group_size(mut self, receivers: Option<u32>) -> Self {
+        self.settings.suppression.group_size = receivers;
+        self
+    }
+
+    /// Share of a source's data rate that session traffic (receiver reports and the SPM echoes
+    /// that measure each receiver's RTT) may use, in `(0, 1]`. Default 0.05. Receivers report
+    /// every second at most and stretch the interval with the group size and for slow data
+    /// (at most a minute), so that the group's reports stay within half the share (the rest is
+    /// left for the source's heartbeats, NAKs and the members' first reports).
+    pub fn session_traffic_share(mut self, share: f64) -> Self {
+        self.settings.session_share = share;
+        self
+    }
+
     /// Validates the protocol part of the configuration.
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         if !(0.0..1.0).contains(&self.inject_loss_rx) {
@@ -272,8 +320,12 @@ pub(crate) struct Settings {
     /// stretch it to one measured RTT).
     pub(crate) repair_linger: Duration,
     // Receiver side.
-    /// Interval of receiver reports to each source (jittered).
+    /// Shortest interval of receiver reports to each source (jittered); the session budget
+    /// stretches it in large groups or at low data rates.
     pub(crate) report_interval: Duration,
+    /// Share of a source's data rate that session traffic (reports and their SPM echoes) may
+    /// use, in `(0, 1]`.
+    pub(crate) session_share: f64,
     /// NAK backoff lower bound, in one-way distances to the source (SRM C1).
     pub(crate) nak_backoff_c1: f64,
     /// NAK backoff spread, in one-way distances to the source (SRM C2).
@@ -313,6 +365,7 @@ impl Default for Settings {
             spm_interval_max: Duration::from_secs(1),
             repair_linger: Duration::from_millis(2),
             report_interval: Duration::from_secs(1),
+            session_share: crate::proto::receiver::DEFAULT_SESSION_SHARE,
             nak_backoff_c1: 1.0,
             nak_backoff_c2: 2.0,
             suppression: crate::proto::receiver::Suppression::default(),
@@ -348,6 +401,66 @@ impl Settings {
         if self.initial_rtt.is_zero() {
             return Err(ConfigError::Zero("initial_rtt"));
         }
+        if self.suppression.group_size == Some(0) {
+            return Err(ConfigError::Zero("group_size"));
+        }
+        if !(self.session_share > 0.0 && self.session_share <= 1.0) {
+            return Err(ConfigError::OutOfRange {
+                name: "session_traffic_share",
+                value: self.session_share.to_string(),
+                hint: "a share of the data rate in (0, 1], such as 0.05",
+            });
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GroupConfig {
+        GroupConfig::on_loopback("239.255.10.3:7400".parse().unwrap())
+    }
+
+    #[test]
+    fn suppression_setters_reach_the_settings() {
+        let defaults = config().validate().unwrap();
+        assert_eq!(defaults.suppression.strategy, BackoffStrategy::Scaled);
+        assert!(defaults.suppression.adaptive);
+        assert_eq!(defaults.suppression.group_size, None);
+        assert_eq!(defaults.session_share, 0.05);
+        let settings = config()
+            .nak_backoff(BackoffStrategy::NormLike)
+            .self_tuning(false)
+            .group_size(Some(250))
+            .session_traffic_share(0.01)
+            .validate()
+            .unwrap();
+        assert_eq!(settings.suppression.strategy, BackoffStrategy::NormLike);
+        assert!(!settings.suppression.adaptive);
+        assert_eq!(settings.suppression.group_size, Some(250));
+        assert_eq!(settings.session_share, 0.01);
+    }
+
+    #[test]
+    fn out_of_range_suppression_settings_are_rejected() {
+        assert!(matches!(
+            config().group_size(Some(0)).validate(),
+            Err(ConfigError::Zero("group_size"))
+        ));
+        for share in [0.0, -0.1, 1.5, f64::NAN] {
+            assert!(
+                matches!(
+                    config().session_traffic_share(share).validate(),
+                    Err(ConfigError::OutOfRange {
+                        name: "session_traffic_share",
+                        ..
+                    })
+                ),
+                "{share}"
+            );
+        }
+        assert!(config().session_traffic_share(1.0).validate().is_ok());
     }
 }

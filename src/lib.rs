@@ -64,6 +64,7 @@ pub mod sim;
 pub use config::GroupConfig;
 pub use error::{ConfigError, JoinError, RecvError, SendError};
 pub use group::ReliableGroup;
+pub use proto::receiver::BackoffStrategy;
 pub use proto::{Event, LostRange, SourceId};
 pub use stats::{
     Counter, DropCounters, PacketCounters, RecoveryStats, RttSummary, SocketStats, Stats,

@@ -182,6 +182,9 @@ impl Session {
                     ctx.stats.drops.count("own");
                 } else if report.stream.source == own {
                     self.source.handle_report(ctx, &report);
+                } else {
+                    // Another receiver's report: group-size input for the source it names.
+                    self.receiver.handle_foreign_report(ctx, &report);
                 }
             }
         }

@@ -11,6 +11,7 @@ mod many_receivers;
 mod no_loss;
 mod quiet_source;
 mod reorder_dup;
+mod session_budget;
 mod shared_loss;
 mod small_window;
 mod suppression;

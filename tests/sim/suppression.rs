@@ -22,8 +22,10 @@ fn cell(shape: Shape, receivers: usize, loss: Loss, strategy: Strategy) -> Cell 
 }
 
 /// Star, 100 receivers, 1 % loss on the shared uplink: rmcast sends fewer NAKs per loss than
-/// both baselines on the same network and seed, recovers within the targets, and every
-/// receiver gets everything.
+/// both baselines on the same network and seed, recovers within the targets and no slower at
+/// p99 than NORM-like, and every receiver gets everything. (PGM-like's p99 is lower: its
+/// fixed 50 ms window fires the first of a hundred timers within a millisecond, at about
+/// nine NAKs per loss.)
 #[test]
 fn star_100_shared_loss_beats_both_baselines() {
     let rmcast = cell(Shape::Star, 100, Loss::Shared1, Strategy::Rmcast);
@@ -34,7 +36,9 @@ fn star_100_shared_loss_beats_both_baselines() {
         assert!(cell.complete, "{cell}");
         assert!(cell.losses >= 5, "too few losses to compare: {cell}");
     }
-    assert!(rmcast.naks_per_loss <= 2.0, "{rmcast}");
+    // 1.18 with this seed since the pending backoffs follow what is learned and the others
+    // defer to a lone requester (2.0 allowed before; 1.52 pooled over the table's 3 seeds).
+    assert!(rmcast.naks_per_loss <= 1.5, "{rmcast}");
     assert!(rmcast.repairs_per_loss <= 1.5, "{rmcast}");
     assert!(rmcast.recovery_mean_rtt <= 4.0, "{rmcast}");
     assert!(rmcast.recovery_p99_rtt <= 8.0, "{rmcast}");
@@ -42,6 +46,10 @@ fn star_100_shared_loss_beats_both_baselines() {
     assert!(rmcast.naks_per_loss < pgm.naks_per_loss, "{rmcast}\n{pgm}");
     assert!(
         rmcast.naks_per_loss < norm.naks_per_loss,
+        "{rmcast}\n{norm}"
+    );
+    assert!(
+        rmcast.recovery_p99_rtt <= norm.recovery_p99_rtt,
         "{rmcast}\n{norm}"
     );
 }

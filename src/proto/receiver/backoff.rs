@@ -85,49 +85,46 @@ pub(crate) const NORM_GROUP_SIZE: f64 = 1000.0;
 /// `docs/suppression.md`).
 pub(crate) const SCALED_WINDOW_FACTOR: f64 = 3.0;
 
-/// How a receiver draws the time to wait before NAKing. All variants share the NAK cycle of
-/// [`super::nak::NakScheduler`]; they differ only in this draw and in what they learn.
+/// How a receiver draws the time to wait before NAKing a missing packet, set with
+/// [`crate::GroupConfig::nak_backoff`]. Every variant runs the same NAK cycle (NCF, retries,
+/// give-up floor); they differ only in this draw and in what they learn. `docs/suppression.md`
+/// compares them in the simulator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum BackoffStrategy {
+#[non_exhaustive]
+pub enum BackoffStrategy {
     /// rmcast's default: RFC 5401's truncated exponential on `(0, T]`, with the window scaled
-    /// by the one-way distance to the source and by `λ = ln(G) + 1` of the estimated group
-    /// size: `T = SCALED_WINDOW_FACTOR · λ · d · f`, `f` the learned factor.
+    /// by the one-way distance `d` to the source and by `λ = ln(G) + 1` of the group size `G`:
+    /// `T = 3·λ·d·f`. With self-tuning, `f` makes the member that asks alone the group's
+    /// requester (a window of one distance) and the others defer to it.
     #[default]
     Scaled,
-    /// SRM: uniform on `[C1·d, (C1 + C2·f)·d]`, `f` the learned spread.
+    /// SRM: uniform on `[C1·d, (C1 + C2·f)·d]` (C1 = 1, C2 = 2), `f` a spread learned from
+    /// duplicate NAKs when self-tuning.
     Srm,
     /// Baseline after PGM as deployed (ZeroMQ): uniform on `(0, 50 ms]`, no distance scaling,
     /// nothing learned.
-    #[cfg_attr(
-        not(any(test, feature = "sim")),
-        expect(
-            dead_code,
-            reason = "a baseline only the simulator's comparison table selects"
-        )
-    )]
     PgmLike,
     /// Baseline after NORM: truncated exponential on `(0, K·RTT]` with K = 4 and the group size
     /// fixed at 1000, nothing learned.
-    #[cfg_attr(
-        not(any(test, feature = "sim")),
-        expect(
-            dead_code,
-            reason = "a baseline only the simulator's comparison table selects"
-        )
-    )]
     NormLike,
 }
 
 /// RFC 5401's truncated exponential on `(0, window]` for a group of `group_size`: with
 /// `λ = ln(G) + 1` and `u` uniform on `[0, 1)`, `t = (window/λ)·ln(1 + u·(e^λ − 1))`, the same
 /// distribution as NORM's `ExponentialRand(window, gsize)` written without the offset form.
+#[cfg(test)]
 pub(crate) fn truncated_exponential(
     rng: &mut impl Rng,
     window: Duration,
     group_size: f64,
 ) -> Duration {
+    truncated_exponential_at(rng.random(), window, group_size)
+}
+
+/// [`truncated_exponential`] for a given uniform draw `unit` in `[0, 1)`: the same quantile of
+/// the distribution, so a draw can be re-timed when the window or the group size changes.
+pub(crate) fn truncated_exponential_at(unit: f64, window: Duration, group_size: f64) -> Duration {
     let lambda = lambda(group_size);
-    let unit: f64 = rng.random();
     let fraction = (unit * lambda.exp_m1()).ln_1p() / lambda;
     scale(window, fraction.clamp(0.0, 1.0), MAX_NAK_TIMER)
 }
@@ -155,8 +152,13 @@ pub(crate) fn scale(base: Duration, factor: f64, cap: Duration) -> Duration {
 }
 
 /// Time to wait before NAKing a newly missing packet: uniform on `[C1·d, (C1+C2)·d]`.
+#[cfg(test)]
 pub(crate) fn nak_backoff(rng: &mut impl Rng, rtt: Duration, params: BackoffParams) -> Duration {
-    let unit: f64 = rng.random();
+    nak_backoff_at(rng.random(), rtt, params)
+}
+
+/// [`nak_backoff`] for a given uniform draw `unit` in `[0, 1)`.
+pub(crate) fn nak_backoff_at(unit: f64, rtt: Duration, params: BackoffParams) -> Duration {
     scale(
         one_way_distance(rtt),
         params.c1 + params.c2 * unit,

@@ -8,6 +8,8 @@
 //! - `group_size`: how many members receive a source, estimated from the member ids heard
 //!   (SPM echoes, foreign NAKs, NCFs); it sizes the default backoff window.
 //! - `rtt`: the distance-to-source estimator that scales them.
+//! - `report_budget`: how often to report, so that the group's reports stay within a share of
+//!   the source's data rate.
 //! - `reorder`: reassembly and in-order delivery, losses reported in order.
 //!
 //! A datagram from a source is handled in three steps: its trailing edge makes everything
@@ -41,23 +43,25 @@ mod gaps;
 mod group_size;
 mod nak;
 mod reorder;
+mod report_budget;
 mod rtt;
 
 use super::Context;
 use crate::config::Settings;
 use crate::proto::{Event, SourceId};
 use crate::stats::RttSummary;
-use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
+use crate::wire::{self, Data, Echo, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
 use backoff::BackoffParams;
-pub(crate) use backoff::BackoffStrategy;
+pub use backoff::BackoffStrategy;
 #[cfg(test)]
 use bytes::Bytes;
 use gaps::{Arrival, LeadingEdge, Pos};
 use group_size::GroupSizeEstimator;
-#[cfg(any(test, feature = "sim"))]
 pub(crate) use nak::GROUP_SIZE_PRIOR;
 use nak::{Answers, NakParams, NakScheduler, later};
 use reorder::Reassembler;
+use report_budget::ReportBudget;
+pub(crate) use report_budget::{DEFAULT_SESSION_SHARE, MAX_REPORT_INTERVAL};
 use rtt::RttEstimator;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, VecDeque};
@@ -98,7 +102,12 @@ struct ReceiverConfig {
     member: u64,
     initial_rtt: Duration,
     source_timeout: Duration,
+    /// Shortest interval between reports; the budget may stretch it.
     report_interval: Duration,
+    /// Share of a source's data rate the group's reports may use.
+    session_share: f64,
+    /// Bytes one report costs the group besides its own datagram: its echo in an SPM.
+    echo_len: usize,
     nak: NakParams,
     /// Fixed group size, or `None` to estimate it.
     group_size: Option<u32>,
@@ -153,6 +162,12 @@ struct PeerState {
     indexed: Option<Instant>,
     /// Other members heard receiving this source, for the backoff's group size.
     members: GroupSizeEstimator,
+    /// When to report next, from the data rate measured since the last report.
+    budget: ReportBudget,
+    /// Until then the estimate is believed only above the prior: members' first reports are
+    /// still arriving, so a small count means "not heard yet" as much as "a small group".
+    /// `None` once past, or with a fixed group size.
+    prior_until: Option<Instant>,
 }
 
 impl PeerState {
@@ -182,6 +197,13 @@ impl PeerState {
             answers: Answers::default(),
             indexed: None,
             members: GroupSizeEstimator::default(),
+            budget: ReportBudget::new(config.session_share, config.report_interval, now),
+            prior_until: config.group_size.is_none().then(|| {
+                later(
+                    now,
+                    backoff::FIRST_REPORT_MAX.saturating_add(config.initial_rtt),
+                )
+            }),
         }
         .with_group_size(config.group_size)
     }
@@ -195,14 +217,36 @@ impl PeerState {
     }
 
     /// Notes another member receiving this source; with an estimated group size, the backoff
-    /// follows the estimate (this member included).
-    fn heard_member(&mut self, config: &ReceiverConfig, member: u64) {
+    /// follows the estimate (this member included), pending backoffs too.
+    fn heard_member(&mut self, config: &ReceiverConfig, now: Instant, member: u64) {
         if member == config.member || config.group_size.is_some() {
             return;
         }
         if self.members.observe(member) {
-            let size = (self.members.estimate() + 1.0).min(MAX_GROUP_ESTIMATE);
+            self.refresh_group_size(now);
+        }
+    }
+
+    /// Sets the backoff's group size from the estimate (this member included), floored at the
+    /// prior while first reports are still due, and re-times pending backoffs if it changed.
+    fn refresh_group_size(&mut self, now: Instant) {
+        let heard = self.members.estimate();
+        let mut size = (heard + 1.0).min(MAX_GROUP_ESTIMATE);
+        match self.prior_until {
+            Some(until) if now < until => size = size.max(GROUP_SIZE_PRIOR),
+            Some(_) => self.prior_until = None,
+            None => {}
+        }
+        if heard > 0.0 && size != self.naks.group_size() {
             self.naks.set_group_size(size);
+            self.naks.retime(now, self.rtt.rtt());
+        }
+    }
+
+    /// Feeds one RTT sample; pending backoffs follow the new distance.
+    fn rtt_sample(&mut self, now: Instant, rtt: Duration) {
+        if self.rtt.sample(rtt) {
+            self.naks.retime(now, self.rtt.rtt());
         }
     }
 
@@ -217,6 +261,10 @@ impl PeerState {
 
     fn on_data(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, data: Data) {
         self.last_heard = ctx.now;
+        self.budget.on_data(wire::HEADER_LEN + data.payload.len());
+        if self.prior_until.is_some_and(|until| ctx.now >= until) {
+            self.refresh_group_size(ctx.now);
+        }
         self.apply_trail(data.trail);
         self.reorder.drain(ctx.stats, &mut out.events);
         let next = self.reorder.next();
@@ -226,6 +274,7 @@ impl PeerState {
             Arrival::OutOfWindow => ctx.stats.drops.count("out_of_window"),
             Arrival::Known => {
                 if self.naks.remove(pos) {
+                    self.naks.retime_if_learned(ctx.now, self.rtt.rtt());
                     ctx.stats.recovery.repairs_received += 1;
                     if data.repair {
                         self.answers.repair_at = Some(ctx.now);
@@ -269,11 +318,11 @@ impl PeerState {
             at: now,
         });
         for echo in &spm.echoes {
-            self.heard_member(config, echo.member);
+            self.heard_member(config, now, echo.member);
         }
         if let Some(echo) = spm.echoes.iter().find(|echo| echo.member == config.member) {
             let since = ctx.clock.since(now, echo.timestamp);
-            self.rtt.sample(rtt::echo_rtt(since, echo.hold_us));
+            self.rtt_sample(now, rtt::echo_rtt(since, echo.hold_us));
             // The source heard this receiver's report, so the path to it works: NAKs that went
             // unanswered meanwhile were lost, not sent into a void.
             self.answers.ncf_at = Some(now);
@@ -298,10 +347,10 @@ impl PeerState {
         ctx.stats.recovery.ncfs_received += 1;
         self.last_heard = now;
         if ncf.requester == config.member {
-            self.rtt.sample(ctx.clock.since(now, ncf.timestamp_echo));
+            self.rtt_sample(now, ctx.clock.since(now, ncf.timestamp_echo));
             self.answers.ncf_at = Some(now);
         } else {
-            self.heard_member(config, ncf.requester);
+            self.heard_member(config, now, ncf.requester);
         }
         self.apply_trail(ncf.trail);
         let rtt = self.rtt.rtt();
@@ -318,15 +367,20 @@ impl PeerState {
     }
 
     fn on_foreign_nak(&mut self, config: &ReceiverConfig, ctx: &mut Context<'_>, nak: &Nak) {
-        self.heard_member(config, nak.requester);
+        self.heard_member(config, ctx.now, nak.requester);
         let next = self.reorder.next();
         let ranges: Vec<Range<Pos>> = nak
             .ranges
             .iter()
             .map(|range| self.tracked(nak::positions_of(next, *range)))
             .collect();
-        ctx.stats.recovery.naks_suppressed +=
-            self.naks.on_foreign_nak(&ranges, ctx.now, self.rtt.rtt());
+        ctx.stats.recovery.naks_suppressed += self.naks.on_foreign_nak_from(
+            &ranges,
+            ctx.now,
+            self.rtt.rtt(),
+            nak.requester < config.member,
+        );
+        self.naks.retime_if_learned(ctx.now, self.rtt.rtt());
     }
 
     fn on_timeout(
@@ -354,9 +408,11 @@ impl PeerState {
             }
         }
         if self.report_at <= now {
-            out.packets
-                .push_back(Packet::Report(self.report(config, ctx)));
-            self.report_at = later(now, backoff::report_delay(ctx.rng, config.report_interval));
+            let report = Packet::Report(self.report(config, ctx));
+            let cost = report.encoded_len() + config.echo_len;
+            let interval = self.budget.interval(now, self.naks.group_size(), cost);
+            out.packets.push_back(report);
+            self.report_at = later(now, backoff::report_delay(ctx.rng, interval));
         }
         if self.silence_check_at <= now {
             let silent_at = later(self.last_heard, config.source_timeout);
@@ -434,6 +490,30 @@ impl PeerState {
     }
 }
 
+/// Bytes one echo adds to an SPM.
+fn echo_len() -> usize {
+    let spm = |echoes| {
+        Packet::Spm(Spm {
+            stream: StreamId {
+                source: 0,
+                instance: 0,
+            },
+            spm_seq: 0,
+            trail: SeqNum(0),
+            lead: SeqNum(0),
+            timestamp: 0,
+            echoes,
+        })
+        .encoded_len()
+    };
+    let one = Echo {
+        member: 0,
+        timestamp: 0,
+        hold_us: 0,
+    };
+    spm(vec![one]) - spm(Vec::new())
+}
+
 /// Every source this member hears.
 pub(crate) struct ReceiverState {
     config: ReceiverConfig,
@@ -472,6 +552,8 @@ impl ReceiverState {
                 initial_rtt: settings.initial_rtt,
                 source_timeout: settings.source_timeout,
                 report_interval: settings.report_interval,
+                session_share: settings.session_share,
+                echo_len: echo_len(),
                 nak: NakParams {
                     backoff: BackoffParams::new(settings.nak_backoff_c1, settings.nak_backoff_c2),
                     ncf_retries: settings.nak_ncf_retries,
@@ -559,6 +641,22 @@ impl ReceiverState {
             return;
         }
         peer.on_foreign_nak(&self.config, ctx, nak);
+        self.reindex(source);
+    }
+
+    /// Another receiver's report to a source this member follows (reports are multicast): its
+    /// reporter is a member of that source's group, heard a few milliseconds after the stream
+    /// starts instead of only once the source's SPMs echo it.
+    pub(crate) fn handle_foreign_report(&mut self, ctx: &mut Context<'_>, report: &Report) {
+        self.last_now = Some(ctx.now);
+        let source = report.stream.source;
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if peer.stream != report.stream {
+            return;
+        }
+        peer.heard_member(&self.config, ctx.now, report.reporter);
         self.reindex(source);
     }
 

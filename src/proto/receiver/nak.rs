@@ -98,8 +98,14 @@ struct NakState {
     naked: bool,
     /// A foreign NAK for the packet was heard after this receiver NAKed it.
     duplicated: bool,
+    /// Foreign NAKs heard for the packet (saturating).
+    foreign_naks: u8,
     /// When the packet was found missing; it is never given up before `give_up_after` from here.
     detected_at: Instant,
+    /// When the current backoff began, and its uniform draw: the backoff is the draw's
+    /// quantile of the strategy's distribution, re-timed by [`NakScheduler::retime`].
+    drawn_at: Instant,
+    unit: f64,
 }
 
 /// Factor on the spread for each foreign NAK that duplicates one of ours.
@@ -171,6 +177,12 @@ pub(crate) struct NakScheduler {
     spread: f64,
     /// Group size driving [`BackoffStrategy::Scaled`]: the estimate, or the prior.
     group_size: f64,
+    /// [`BackoffStrategy::Scaled`]: the last shared loss this receiver saw repaired was asked
+    /// for by exactly one other member's NAK — the group has a requester, see [`Draw::defer`].
+    requester_heard: bool,
+    /// The window factor or `requester_heard` changed since pending backoffs were last
+    /// re-timed (see [`NakScheduler::retime_if_learned`]).
+    learned: bool,
     states: BTreeMap<Pos, NakState>,
     deadlines: BTreeSet<(Instant, Pos)>,
 }
@@ -184,22 +196,40 @@ struct Draw {
     /// Learned factor on the window.
     factor: f64,
     group_size: f64,
+    /// [`BackoffStrategy::Scaled`]: another member is the group's requester and this one is
+    /// not, so its backoff starts [`DEFER_DISTANCES`] distances late: the requester fires
+    /// within one distance and its NAK needs about one more to arrive, and a receiver drawing
+    /// from the bottom of the window before then would duplicate it — which also doubles the
+    /// requester's window and costs the group its fast requester.
+    defer: bool,
 }
 
+/// [`BackoffStrategy::Scaled`]: distances a non-requester waits for the requester's NAK
+/// before its own backoff begins (see [`Draw::defer`]).
+pub(crate) const DEFER_DISTANCES: f64 = 2.0;
+
 impl Draw {
-    /// Time to wait before NAKing.
-    fn backoff(&self, rng: &mut impl Rng, rtt: Duration) -> Duration {
+    /// Time to wait before NAKing for the uniform draw `unit` (one per backoff, whatever the
+    /// strategy).
+    fn backoff(&self, unit: f64, rtt: Duration) -> Duration {
         match self.strategy {
-            BackoffStrategy::Srm => backoff::nak_backoff(rng, rtt, self.srm),
+            BackoffStrategy::Srm => backoff::nak_backoff_at(unit, rtt, self.srm),
             BackoffStrategy::Scaled => {
-                backoff::truncated_exponential(rng, self.window(rtt), self.group_size)
+                let draw =
+                    backoff::truncated_exponential_at(unit, self.window(rtt), self.group_size);
+                if self.defer {
+                    let distance = backoff::one_way_distance(rtt);
+                    draw.saturating_add(distance.mul_f64(DEFER_DISTANCES))
+                        .min(backoff::MAX_NAK_TIMER)
+                } else {
+                    draw
+                }
             }
             BackoffStrategy::PgmLike => {
-                let unit: f64 = rng.random();
                 backoff::scale(backoff::PGM_BACKOFF_WINDOW, unit, backoff::MAX_NAK_TIMER)
             }
             BackoffStrategy::NormLike => {
-                backoff::truncated_exponential(rng, self.window(rtt), backoff::NORM_GROUP_SIZE)
+                backoff::truncated_exponential_at(unit, self.window(rtt), backoff::NORM_GROUP_SIZE)
             }
         }
     }
@@ -241,6 +271,8 @@ impl NakScheduler {
                 _ => 1.0,
             },
             group_size: GROUP_SIZE_PRIOR,
+            requester_heard: false,
+            learned: false,
             states: BTreeMap::new(),
             deadlines: BTreeSet::new(),
         }
@@ -251,6 +283,11 @@ impl NakScheduler {
         self.group_size = group_size.max(1.0);
         let floor = self.min_factor();
         self.spread = self.spread.max(floor);
+    }
+
+    /// The group size the scaled window is computed for.
+    pub(crate) fn group_size(&self) -> f64 {
+        self.group_size
     }
 
     /// Smallest learned factor: 1 for SRM (the plain timer), `1/λ` for the scaled window (a
@@ -264,11 +301,6 @@ impl NakScheduler {
         }
     }
 
-    /// Time to wait before NAKing, drawn by the strategy.
-    fn draw_backoff(&self, rng: &mut impl Rng, rtt: Duration) -> Duration {
-        self.draw().backoff(rng, rtt)
-    }
-
     /// What a backoff draw needs, copied out so it can be drawn while states are borrowed.
     fn draw(&self) -> Draw {
         Draw {
@@ -276,6 +308,7 @@ impl NakScheduler {
             srm: self.backoff_params(),
             factor: self.spread,
             group_size: self.group_size,
+            defer: self.requester_heard && self.spread > self.min_factor(),
         }
     }
 
@@ -318,7 +351,8 @@ impl NakScheduler {
         if range.is_empty() {
             return;
         }
-        let deadline = later(now, self.draw_backoff(rng, rtt));
+        let unit: f64 = rng.random();
+        let deadline = later(now, self.draw().backoff(unit, rtt));
         for pos in range {
             let state = NakState {
                 phase: Phase::BackOff,
@@ -329,7 +363,10 @@ impl NakScheduler {
                 rounds: 0,
                 naked: false,
                 duplicated: false,
+                foreign_naks: 0,
                 detected_at: now,
+                drawn_at: now,
+                unit,
             };
             if let Some(old) = self.states.insert(pos, state) {
                 self.deadlines.remove(&(old.deadline, pos));
@@ -348,13 +385,42 @@ impl NakScheduler {
         match self.states.remove(&pos) {
             Some(state) => {
                 self.deadlines.remove(&(state.deadline, pos));
-                let solo = state.naked && !state.duplicated;
-                if solo && self.params.adaptive && self.params.strategy == BackoffStrategy::Scaled {
-                    self.spread = self.min_factor();
+                if self.params.adaptive && self.params.strategy == BackoffStrategy::Scaled {
+                    self.learn_requester(&state);
                 }
                 true
             }
             None => false,
+        }
+    }
+
+    /// What a repaired packet says about who asks for shared losses (scaled strategy, adaptive):
+    /// this receiver's NAK alone makes it the requester; one other member's NAK alone says the
+    /// group has another requester; several NAKs from others say it has none. (A collision
+    /// with this receiver's own NAK was settled when it was heard, by member id.)
+    fn learn_requester(&mut self, state: &NakState) {
+        let before = (self.spread, self.requester_heard);
+        if state.naked {
+            if !state.duplicated {
+                self.spread = self.min_factor();
+            }
+        } else {
+            match state.foreign_naks {
+                0 => {}
+                1 => self.requester_heard = true,
+                _ => self.requester_heard = false,
+            }
+        }
+        self.learned |= before != (self.spread, self.requester_heard);
+    }
+
+    /// Re-times pending backoffs if this receiver just became or stopped being the requester,
+    /// or learned of another: a shared loss found before the election would otherwise keep a
+    /// timer drawn without it (star, 1,000 receivers: the second loss of a run waited 27 ms
+    /// for its NAK while the newly elected requester's own timer for it was still pending).
+    pub(crate) fn retime_if_learned(&mut self, now: Instant, rtt: Duration) {
+        if std::mem::take(&mut self.learned) {
+            self.retime(now, rtt);
         }
     }
 
@@ -385,11 +451,28 @@ impl NakScheduler {
     /// Another receiver's NAK asked for `ranges`. Packets still in backoff wait for the repair
     /// instead of NAKing too; if it repeats a NAK of ours, the spread grows. Returns how many
     /// were suppressed.
+    #[cfg(test)]
     pub(crate) fn on_foreign_nak(
         &mut self,
         ranges: &[Range<Pos>],
         now: Instant,
         rtt: Duration,
+    ) -> u64 {
+        self.on_foreign_nak_from(ranges, now, rtt, true)
+    }
+
+    /// [`NakScheduler::on_foreign_nak`] from a member that `precedes` this one (scaled
+    /// strategy). Two requesters whose NAKs collide would otherwise both double their windows,
+    /// collide again loss after loss and hand the group's latency to the windows' growth
+    /// (star, 1,000 receivers: two requesters colliding on five losses in a row); instead the
+    /// member with the higher id yields — its window doubles and it defers to the other, which
+    /// keeps its window.
+    pub(crate) fn on_foreign_nak_from(
+        &mut self,
+        ranges: &[Range<Pos>],
+        now: Instant,
+        rtt: Duration,
+        precedes: bool,
     ) -> u64 {
         let deadline = later(now, backoff::data_wait(rtt));
         let mut suppressed = 0;
@@ -397,6 +480,7 @@ impl NakScheduler {
         let every_duplicate = self.params.strategy == BackoffStrategy::Srm;
         for range in ranges.iter().filter(|range| !range.is_empty()) {
             for (&pos, state) in self.states.range_mut(range.clone()) {
+                state.foreign_naks = state.foreign_naks.saturating_add(1);
                 if state.phase != Phase::BackOff {
                     if state.naked {
                         // The scaled strategy counts a packet once: a storm of a thousand
@@ -415,12 +499,51 @@ impl NakScheduler {
             }
         }
         if duplicate && self.params.adaptive {
-            self.spread = match self.params.strategy {
-                BackoffStrategy::Scaled => (self.spread * SCALED_GROWTH).min(MAX_SCALED_FACTOR),
-                _ => (self.spread * SPREAD_GROWTH).min(MAX_SPREAD),
-            };
+            match self.params.strategy {
+                BackoffStrategy::Scaled if precedes => {
+                    self.spread = (self.spread * SCALED_GROWTH).min(MAX_SCALED_FACTOR);
+                    self.requester_heard = true;
+                    self.learned = true;
+                }
+                BackoffStrategy::Scaled => {}
+                _ => self.spread = (self.spread * SPREAD_GROWTH).min(MAX_SPREAD),
+            }
         }
         suppressed
+    }
+
+    /// The scaled strategy's window follows what is known: when the RTT or the group size
+    /// changes, every pending backoff moves to the same quantile (its uniform draw) of the new
+    /// distribution, counted from when it began (from now if that is past). Without
+    /// this, a loss found before the first RTT echo and before any member is heard keeps a
+    /// timer drawn for the initial RTT and the prior group size of 100: 50 ms and more in a
+    /// ten-receiver group, the p99 of the small cells of the table. Receivers learn together
+    /// (the same SPM echo, the same reports), so the order of their timers, and with it
+    /// suppression, is kept. The baselines keep their draws, as PGM and NORM do.
+    pub(crate) fn retime(&mut self, now: Instant, rtt: Duration) {
+        if self.params.strategy != BackoffStrategy::Scaled {
+            return;
+        }
+        let draw = self.draw();
+        for (&pos, state) in &mut self.states {
+            if state.phase != Phase::BackOff {
+                continue;
+            }
+            let wait = draw.backoff(state.unit, rtt);
+            let mut deadline = later(state.drawn_at, wait);
+            if deadline <= now {
+                // Overdue under the new window: restart the backoff from now with the same
+                // draw instead of firing at once — every receiver learns at the same instant,
+                // and all of the overdue ones firing together would be a NAK storm.
+                state.drawn_at = now;
+                deadline = later(now, wait);
+            }
+            if deadline != state.deadline {
+                self.deadlines.remove(&(state.deadline, pos));
+                state.deadline = deadline;
+                self.deadlines.insert((deadline, pos));
+            }
+        }
     }
 
     /// Removes and returns (sorted) every missing position before `pos`.
@@ -471,7 +594,7 @@ impl NakScheduler {
         let mut out = Expired::default();
         let draw = self.draw();
         let ncf_deadline = later(now, backoff::ncf_wait(rtt, draw.window(rtt)));
-        let mut retry_deadline: Option<Instant> = None;
+        let mut retry_deadline: Option<(Instant, f64)> = None;
         let params = self.params;
         let max_rounds = params
             .ncf_retries
@@ -522,10 +645,14 @@ impl NakScheduler {
                 }
             };
             if retry {
-                let deadline =
-                    *retry_deadline.get_or_insert_with(|| later(now, draw.backoff(rng, rtt)));
+                let (deadline, unit) = *retry_deadline.get_or_insert_with(|| {
+                    let unit: f64 = rng.random();
+                    (later(now, draw.backoff(unit, rtt)), unit)
+                });
                 state.phase = Phase::BackOff;
                 state.deadline = deadline;
+                state.drawn_at = now;
+                state.unit = unit;
                 self.deadlines.insert((deadline, pos));
             } else {
                 self.states.remove(&pos);
@@ -949,6 +1076,183 @@ mod tests {
         // Its repair does not make it the leader again: the NAK was not alone.
         naks.remove(2);
         assert!((naks.spread() - floor * SCALED_GROWTH).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pending_backoffs_follow_the_group_size_and_rtt_learned() {
+        let mut rng = SmallRng::seed_from_u64(15);
+        let t0 = base();
+        let mut naks = NakScheduler::new(scaled(true));
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let unit = naks.states[&1].unit;
+        let drawn = naks.states[&1].deadline - t0;
+        // Drawn for the prior of 100 members and the initial RTT.
+        assert_eq!(drawn, naks.draw().backoff(unit, RTT));
+        // Ten members and a 4 ms RTT become known 1 ms later: the same quantile of the new,
+        // narrower distribution, still counted from detection.
+        let now = t0 + Duration::from_millis(1);
+        let rtt = Duration::from_millis(4);
+        naks.set_group_size(10.0);
+        naks.retime(now, rtt);
+        let expected = naks.draw().backoff(unit, rtt);
+        assert!(expected < drawn);
+        assert_eq!(naks.next_deadline(), Some((t0 + expected).max(now)));
+        // Learned long after it would have fired: the backoff restarts from then with the same
+        // draw rather than firing at once (every receiver learns at the same instant).
+        naks.add_missing(2..3, now, &mut rng, Duration::from_secs(1));
+        let unit = naks.states[&2].unit;
+        let much_later = now + Duration::from_millis(500);
+        naks.retime(much_later, rtt);
+        let wait = naks.draw().backoff(unit, rtt);
+        assert_eq!(naks.states[&2].deadline, much_later + wait);
+        assert!(wait > Duration::ZERO);
+        // Only backoffs move: a NAKed packet keeps its NCF wait.
+        let ncf_wait_until = naks
+            .states
+            .values()
+            .map(|state| state.deadline)
+            .max()
+            .unwrap();
+        naks.expire(ncf_wait_until, &mut rng, rtt, Answers::default());
+        let waits: Vec<Instant> = naks.deadlines.iter().map(|&(at, _)| at).collect();
+        naks.retime(ncf_wait_until, Duration::from_millis(40));
+        let after: Vec<Instant> = naks.deadlines.iter().map(|&(at, _)| at).collect();
+        assert!(
+            naks.states
+                .values()
+                .all(|state| state.phase != Phase::BackOff)
+        );
+        assert_eq!(waits, after);
+    }
+
+    #[test]
+    fn baselines_are_not_retimed() {
+        let mut rng = SmallRng::seed_from_u64(16);
+        let t0 = base();
+        let mut norm = NakScheduler::new(NakParams {
+            strategy: BackoffStrategy::NormLike,
+            adaptive: false,
+            ..params()
+        });
+        norm.add_missing(1..2, t0, &mut rng, RTT);
+        let before = norm.next_deadline();
+        norm.retime(t0, Duration::from_millis(1));
+        assert_eq!(norm.next_deadline(), before);
+    }
+
+    /// One shared loss repaired after `foreign` NAKs from other members suppressed ours.
+    fn suppressed_loss(
+        naks: &mut NakScheduler,
+        rng: &mut SmallRng,
+        at: Instant,
+        pos: Pos,
+        foreign: usize,
+    ) {
+        naks.add_missing(pos..pos + 1, at, rng, RTT);
+        for _ in 0..foreign {
+            naks.on_foreign_nak(&one(pos..pos + 1), at, RTT);
+        }
+        assert!(naks.remove(pos));
+    }
+
+    #[test]
+    fn others_defer_to_a_requester_heard_alone() {
+        let mut rng = SmallRng::seed_from_u64(17);
+        let t0 = base();
+        let d = RTT / 2;
+        let mut naks = NakScheduler::new(scaled(true));
+        // A small group: its window is a few distances wide, so draws below 2·d are common.
+        naks.set_group_size(2.0);
+        let undeferred: Vec<Duration> = (100..600)
+            .map(|pos| one_draw(&mut naks, &mut rng, t0, pos))
+            .collect();
+        assert!(undeferred.iter().any(|t| *t < d * 2));
+        // One other member asked alone: it is the requester, and this receiver's backoffs now
+        // start two distances late, after the requester's NAK has had time to arrive.
+        suppressed_loss(&mut naks, &mut rng, t0, 1, 1);
+        for pos in 100..600 {
+            assert!(one_draw(&mut naks, &mut rng, t0, pos) >= d.mul_f64(DEFER_DISTANCES));
+        }
+        // Two NAKs for the next loss: no single requester, no deferring.
+        suppressed_loss(&mut naks, &mut rng, t0, 2, 2);
+        assert!(
+            (100..600)
+                .map(|pos| one_draw(&mut naks, &mut rng, t0, pos))
+                .any(|t| t < d * 2)
+        );
+        // A requester itself never defers, even having heard another alone before.
+        suppressed_loss(&mut naks, &mut rng, t0, 3, 1);
+        naks.add_missing(4..5, t0, &mut rng, RTT);
+        let now = naks.next_deadline().unwrap();
+        assert_eq!(
+            naks.expire(now, &mut rng, RTT, Answers::default()).nak,
+            vec![4]
+        );
+        assert!(naks.remove(4));
+        for pos in 100..600 {
+            assert!(one_draw(&mut naks, &mut rng, now, pos) <= d);
+        }
+    }
+
+    #[test]
+    fn of_two_colliding_requesters_the_higher_id_yields() {
+        let mut rng = SmallRng::seed_from_u64(18);
+        let t0 = base();
+        let d = RTT / 2;
+        let floor = 1.0 / (backoff::SCALED_WINDOW_FACTOR * backoff::lambda(1000.0));
+        let requester = |rng: &mut SmallRng| {
+            let mut naks = NakScheduler::new(scaled(true));
+            naks.set_group_size(1000.0);
+            naks.add_missing(1..2, t0, rng, RTT);
+            let now = naks.next_deadline().unwrap();
+            naks.expire(now, rng, RTT, Answers::default());
+            assert!(naks.remove(1));
+            assert!((naks.spread() - floor).abs() < 1e-12);
+            // Both NAK the next shared loss and hear each other.
+            naks.add_missing(2..3, now, rng, RTT);
+            let now = naks.next_deadline().unwrap();
+            assert_eq!(naks.expire(now, rng, RTT, Answers::default()).nak, vec![2]);
+            (naks, now)
+        };
+        // The other member's id is higher: this one keeps its window, and leads on.
+        let (mut keeps, now) = requester(&mut rng);
+        keeps.on_foreign_nak_from(&one(2..3), now, RTT, false);
+        assert!(keeps.remove(2));
+        assert!((keeps.spread() - floor).abs() < 1e-12);
+        assert!((10..200).all(|pos| one_draw(&mut keeps, &mut rng, now, pos) <= d));
+        // The other's id is lower: this one yields — a wider window, started two distances
+        // late, so it no longer races the requester.
+        let (mut yields, now) = requester(&mut rng);
+        yields.on_foreign_nak_from(&one(2..3), now, RTT, true);
+        assert!(yields.remove(2));
+        assert!((yields.spread() - floor * SCALED_GROWTH).abs() < 1e-12);
+        for pos in 10..200 {
+            assert!(one_draw(&mut yields, &mut rng, now, pos) >= d.mul_f64(DEFER_DISTANCES));
+        }
+    }
+
+    #[test]
+    fn becoming_the_requester_shortens_pending_backoffs() {
+        let mut rng = SmallRng::seed_from_u64(19);
+        let t0 = base();
+        let mut naks = NakScheduler::new(scaled(true));
+        naks.set_group_size(1000.0);
+        // Packet 1 NAKed alone; packet 2 found missing before its repair, on the wide window.
+        naks.add_missing(1..2, t0, &mut rng, RTT);
+        let now = naks.next_deadline().unwrap();
+        naks.expire(now, &mut rng, RTT, Answers::default());
+        naks.add_missing(2..3, now, &mut rng, RTT);
+        let wide = naks.states[&2].deadline;
+        assert!(wide > now + RTT / 2);
+        // The repair of 1 elects this receiver: 2 moves to the requester's window of one
+        // distance (from when it was found missing, or from now if that is past).
+        assert!(naks.remove(1));
+        naks.retime_if_learned(now, RTT);
+        assert!(naks.states[&2].deadline <= now + RTT / 2);
+        // Nothing new learned: nothing moves.
+        let before = naks.states[&2].deadline;
+        naks.retime_if_learned(now + RTT, Duration::from_millis(40));
+        assert_eq!(naks.states[&2].deadline, before);
     }
 
     #[test]

@@ -753,7 +753,11 @@ fn measured_rtt_scales_the_backoff() {
 
 #[test]
 fn reports_carry_position_and_echo_on_a_jittered_cadence() {
-    let mut h = Harness::new();
+    // Alone, with the whole data rate as budget: the configured 1 s interval applies.
+    let mut h = Harness::with(|s| {
+        s.suppression.group_size = Some(1);
+        s.session_share = 1.0;
+    });
     h.data(10, 10);
     h.advance(10 * MS);
     let reports = h.reports();
@@ -772,7 +776,11 @@ fn reports_carry_position_and_echo_on_a_jittered_cadence() {
 
     h.spm(4, 10, 11, Vec::new()); // timestamp 1004
     let spm_at = h.now;
-    h.advance(Duration::from_secs(10));
+    // A packet every 100 ms: about 200 B/s, enough for one 40-byte report a second.
+    for seq in 11..111 {
+        h.advance(100 * MS);
+        h.data(seq, 10);
+    }
     let reports = h.reports();
     assert!(
         (10..=12).contains(&reports.len()),
@@ -788,6 +796,48 @@ fn reports_carry_position_and_echo_on_a_jittered_cadence() {
     let (at, last) = reports.last().unwrap().clone();
     assert_eq!(last.spm_timestamp_echo, 1004);
     assert_eq!(u128::from(last.spm_hold_us), (at - spm_at).as_micros());
+}
+
+/// The session budget: reports stretch with the group and shrink with the data rate.
+#[test]
+fn reports_stay_within_the_session_share() {
+    // 1,000 members, 5 %, 1 kB every 10 ms (100 kB/s): 1,000 reports of 40 bytes plus their
+    // 16-byte echoes are 56 kB, over 2.5 kB/s (half of 5 %): one every ~22 s.
+    let mut h = Harness::with(|s| s.suppression.group_size = Some(1000));
+    h.data(0, 0);
+    let chunk = Bytes::from(vec![7u8; 1_000 - wire::HEADER_LEN]);
+    for seq in 1..9_000u32 {
+        h.advance(10 * MS);
+        h.deliver(Data {
+            payload: chunk.clone(),
+            message_len: chunk.len() as u32,
+            ..single(STREAM, seq, 0, false)
+        });
+    }
+    let reports = h.reports();
+    let gaps: Vec<Duration> = reports.windows(2).map(|p| p[1].0 - p[0].0).collect();
+    assert!(gaps.len() >= 3, "{} reports in 90 s", reports.len());
+    // The first report measured no rate yet: the second follows one floor (1 s ± 10 %) later.
+    assert!(
+        (0.9..=1.1).contains(&gaps[0].as_secs_f64()),
+        "{:?}",
+        gaps[0]
+    );
+    for gap in &gaps[1..] {
+        let seconds = gap.as_secs_f64();
+        assert!((20.1..=24.7).contains(&seconds), "{gap:?} between reports");
+    }
+    // The source goes idle (SPMs only): nothing to take a share of, reports slow down to the
+    // ceiling.
+    for spm_seq in 1..=24 {
+        h.advance(Duration::from_secs(10));
+        h.spm(spm_seq, 0, 6_000, Vec::new());
+    }
+    let idle = h.reports();
+    let gaps: Vec<Duration> = idle.windows(2).map(|p| p[1].0 - p[0].0).collect();
+    let last_gap = *gaps.last().unwrap();
+    assert!(last_gap >= MAX_REPORT_INTERVAL * 9 / 10, "{last_gap:?}");
+    assert!(gaps.iter().all(|gap| *gap <= MAX_REPORT_INTERVAL * 11 / 10));
 }
 
 #[test]
@@ -896,6 +946,37 @@ fn deadline_covers_pending_transmits_and_timers() {
 /// Property: whatever arrives, in whatever order and however often, the events of a source
 /// walk its stream exactly once, in order, each packet either inside a delivered message or
 /// inside an `Unrecoverable` range, and every message whose packets all arrived is delivered.
+/// Other receivers' reports (multicast) name members of the source's group: the backoff's
+/// group size counts them, but not below the prior while first reports are still due.
+#[test]
+fn foreign_reports_size_the_group_after_the_first_report_round() {
+    let mut h = Harness::new();
+    h.data(0, 0);
+    let report = |reporter: u64, stream: StreamId| Report {
+        stream,
+        reporter,
+        timestamp: 0,
+        spm_timestamp_echo: 0,
+        spm_hold_us: 0,
+        delivered_until: SeqNum(0),
+    };
+    let group_size = |h: &Harness| h.rx.peers[&SRC].naks.group_size();
+    for reporter in 1..=9u64 {
+        h.run(|rx, ctx| rx.handle_foreign_report(ctx, &report(reporter, STREAM)));
+    }
+    // A report about another stream, or another instance of this one, names nobody here.
+    let other_instance = StreamId {
+        instance: 2,
+        ..STREAM
+    };
+    h.run(|rx, ctx| rx.handle_foreign_report(ctx, &report(99, other_instance)));
+    assert_eq!(group_size(&h), GROUP_SIZE_PRIOR, "first reports still due");
+    // Past the first report round, the next packet brings the estimate in: 9 others and me.
+    h.advance(backoff::FIRST_REPORT_MAX + test_settings().initial_rtt);
+    h.data(1, 0);
+    assert_eq!(group_size(&h), 10.0);
+}
+
 mod stream_property {
     use super::*;
     use proptest::prelude::*;

@@ -110,9 +110,11 @@ impl SourceState {
                 settings.spm_interval_min,
                 settings.spm_interval_max,
             ),
-            // A receiver reports every `report_interval`: three missed reports make it stale.
+            // A receiver reports at most every `report_interval`, at least every
+            // MAX_REPORT_INTERVAL (the session budget picks): three of the longest missed
+            // make it stale.
             rtt: rtt::GroupRtt::new(
-                settings.report_interval.saturating_mul(3),
+                crate::proto::receiver::MAX_REPORT_INTERVAL.saturating_mul(3),
                 settings.report_interval,
             ),
             repairs: repair::RepairQueue::default(),
