@@ -81,6 +81,12 @@ pub struct RecoveryStats {
     pub repairs_sent: u64,
     /// Missing packets filled by RDATA as a receiver.
     pub repairs_received: u64,
+    /// Repairs sent as a receiver from its cache (peer repair; counted in `tx.rdata` too).
+    pub peer_repairs_sent: u64,
+    /// Pending repairs (source or peer) cancelled because another member's repair was heard.
+    pub repairs_suppressed: u64,
+    /// Pending peer repairs dropped because the source's NCF promised its own repair.
+    pub repairs_deferred: u64,
     /// Data packets received that were already held or delivered.
     pub duplicates: u64,
     /// Sequence numbers given up on and reported as unrecoverable.

@@ -9,6 +9,7 @@ mod determinism;
 mod independent_loss;
 mod many_receivers;
 mod no_loss;
+mod peer_repair;
 mod quiet_source;
 mod reorder_dup;
 mod shared_loss;

@@ -9,6 +9,9 @@
 //!   (SPM echoes, foreign NAKs, NCFs); it sizes the default backoff window.
 //! - `rtt`: the distance-to-source estimator that scales them.
 //! - `reorder`: reassembly and in-order delivery, losses reported in order.
+//! - `repair_cache`, `peer_repair`, `peer_rtt` (peer repair, off by default): recently received
+//!   packets kept per source, the timers that answer other receivers' NAKs from them with
+//!   repair suppression, and the distances to other receivers that scale those timers.
 //!
 //! A datagram from a source is handled in three steps: its trailing edge makes everything
 //! before it that is still missing unrecoverable; its own position is classified (duplicate,
@@ -40,14 +43,18 @@ mod backoff;
 mod gaps;
 mod group_size;
 mod nak;
+mod peer_repair;
+mod peer_rtt;
 mod reorder;
+mod repair_cache;
 mod rtt;
 
 use super::Context;
 use crate::config::Settings;
+use crate::proto::repair_timer::RepairTimer;
 use crate::proto::{Event, SourceId};
 use crate::stats::RttSummary;
-use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
+use crate::wire::{Data, Nak, Ncf, Packet, PeerRdata, Report, SeqNum, Spm, StreamId};
 use backoff::BackoffParams;
 pub(crate) use backoff::BackoffStrategy;
 use bytes::Bytes;
@@ -56,7 +63,10 @@ use group_size::GroupSizeEstimator;
 #[cfg(any(test, feature = "sim"))]
 pub(crate) use nak::GROUP_SIZE_PRIOR;
 use nak::{Answers, NakParams, NakScheduler, later};
+use peer_repair::PeerRepairs;
+use peer_rtt::PeerDistances;
 use reorder::Reassembler;
+use repair_cache::RepairCache;
 use rtt::RttEstimator;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -106,6 +116,12 @@ struct ReceiverConfig {
     /// Most positions tracked ahead of a peer's delivery point.
     window: u32,
     max_message_len: usize,
+    /// Peer repair on: cache received data, answer others' NAKs, echo reports.
+    peer_repair: bool,
+    /// Cache budget per source (0 with peer repair off).
+    repair_cache_bytes: usize,
+    /// The repair timer every source's peer repairs start from.
+    repair_timer: RepairTimer,
 }
 
 /// What the receive side hands out.
@@ -151,6 +167,10 @@ struct PeerState {
     indexed: Option<Instant>,
     /// Other members heard receiving this source, for the backoff's group size.
     members: GroupSizeEstimator,
+    /// Recently received packets, to answer other receivers' NAKs (peer repair).
+    cache: RepairCache,
+    /// Peer repairs waiting for their timers.
+    repairs: PeerRepairs,
 }
 
 impl PeerState {
@@ -180,6 +200,8 @@ impl PeerState {
             answers: Answers::default(),
             indexed: None,
             members: GroupSizeEstimator::default(),
+            cache: RepairCache::new(config.repair_cache_bytes),
+            repairs: PeerRepairs::new(config.repair_timer),
         }
         .with_group_size(config.group_size)
     }
@@ -207,10 +229,10 @@ impl PeerState {
     /// Earliest of this peer's timers.
     fn deadline(&self) -> Instant {
         let timers = self.report_at.min(self.silence_check_at);
-        match self.naks.next_deadline() {
-            Some(nak) => timers.min(nak),
-            None => timers,
-        }
+        [self.naks.next_deadline(), self.repairs.next_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(timers, Instant::min)
     }
 
     fn on_data(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, data: Data) {
@@ -219,6 +241,13 @@ impl PeerState {
         self.reorder.drain(ctx.stats, &mut out.events);
         let next = self.reorder.next();
         let pos = gaps::unwrap(next, data.seq);
+        if data.repair {
+            let cancelled = self.repairs.on_repair_heard(pos, ctx.now);
+            ctx.stats.recovery.repairs_suppressed += cancelled.suppressed;
+        }
+        if self.cache.enabled() && pos >= next {
+            self.cache.insert(pos, data.clone());
+        }
         match self.edge.on_data(next, pos) {
             Arrival::Behind => ctx.stats.recovery.duplicates += 1,
             Arrival::OutOfWindow => ctx.stats.drops.count("out_of_window"),
@@ -309,6 +338,8 @@ impl PeerState {
                 let lost = self.naks.take_range(positions);
                 self.mark_lost(&lost);
             } else {
+                let asked = nak::positions_of(self.reorder.next(), *range);
+                ctx.stats.recovery.repairs_deferred += self.repairs.on_ncf(asked, now).deferred;
                 ctx.stats.recovery.naks_suppressed += self.naks.on_ncf(positions, now, rtt);
             }
         }
@@ -327,6 +358,66 @@ impl PeerState {
             self.naks.on_foreign_nak(&ranges, ctx.now, self.rtt.rtt());
     }
 
+    /// Schedules peer repairs of the cached packets another receiver's NAK asks for, timed by
+    /// the distance to that receiver (this receiver's distance to the source until measured).
+    fn answer_foreign_nak(&mut self, ctx: &mut Context<'_>, distances: &PeerDistances, nak: &Nak) {
+        if !self.cache.enabled() {
+            return;
+        }
+        let distance = distances
+            .distance(nak.requester)
+            .unwrap_or_else(|| backoff::one_way_distance(self.rtt.rtt()))
+            .max(backoff::MIN_DISTANCE);
+        let next = self.reorder.next();
+        for range in &nak.ranges {
+            let asked = nak::positions_of(next, *range);
+            self.repairs.on_nak(
+                asked,
+                &self.cache,
+                nak.requester,
+                nak.timestamp,
+                distance,
+                ctx.now,
+                ctx.rng,
+            );
+        }
+    }
+
+    /// Peer repairs whose timers ended: sent from the cache, echoing the NAK's timestamp.
+    fn send_peer_repairs(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+    ) {
+        let now = ctx.now;
+        for (pos, pending) in self.repairs.expire(now) {
+            let Some(data) = self.cache.get(pos) else {
+                continue;
+            };
+            let held = now.saturating_duration_since(pending.heard_at).as_micros();
+            out.packets.push_back(Packet::PeerRdata(PeerRdata {
+                repairer: config.member,
+                requester: pending.requester,
+                timestamp_echo: pending.nak_timestamp,
+                hold_us: u32::try_from(held).unwrap_or(u32::MAX),
+                data: Data {
+                    repair: true,
+                    ..data.clone()
+                },
+            }));
+            ctx.stats.recovery.peer_repairs_sent += 1;
+        }
+    }
+
+    /// A receiver's repair of this source's packet: handled as RDATA, except that it says
+    /// nothing about whether the source itself is alive.
+    fn on_peer_rdata(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, data: Data) {
+        let last_heard = self.last_heard;
+        self.on_data(ctx, out, data);
+        self.last_heard = last_heard;
+    }
+
     fn on_timeout(
         &mut self,
         config: &ReceiverConfig,
@@ -334,6 +425,7 @@ impl PeerState {
         out: &mut Outbox,
     ) -> Liveness {
         let now = ctx.now;
+        self.send_peer_repairs(config, ctx, out);
         let expired = self.naks.expire(now, ctx.rng, self.rtt.rtt(), self.answers);
         if !expired.lost.is_empty() {
             self.mark_lost(&expired.lost);
@@ -382,6 +474,7 @@ impl PeerState {
             spm_timestamp_echo,
             spm_hold_us,
             delivered_until: gaps::seq_of(self.reorder.next()),
+            echoes: Vec::new(),
         }
     }
 
@@ -403,6 +496,8 @@ impl PeerState {
         }
         let lost = self.naks.take_below(trail);
         self.mark_lost(&lost);
+        // Requesters give up on data behind the trail, so repairing it would help nobody.
+        self.repairs.forget_below(trail);
         let unseen = self.edge.on_trail(trail);
         self.reorder.mark_lost(unseen);
     }
@@ -447,6 +542,8 @@ pub(crate) struct ReceiverState {
     /// `max_sources`), so a source heard again after a partition resumes where it stopped
     /// instead of being backfilled from its trail, which would deliver messages twice.
     released: VecDeque<Released>,
+    /// Distances to other receivers and report timestamps to echo (peer repair).
+    distances: PeerDistances,
 }
 
 /// Where a stream released for silence stopped.
@@ -481,6 +578,17 @@ impl ReceiverState {
                 backfill: settings.join_backfill_packets.min(window - 1),
                 window,
                 max_message_len: settings.max_message_len,
+                peer_repair: settings.peer_repair,
+                repair_cache_bytes: if settings.peer_repair {
+                    settings.repair_cache_bytes
+                } else {
+                    0
+                },
+                repair_timer: RepairTimer::new(
+                    settings.repair_d1,
+                    settings.repair_d2,
+                    settings.suppression.adaptive,
+                ),
             },
             peers: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -488,6 +596,7 @@ impl ReceiverState {
             released_rtt_samples: 0,
             last_now: None,
             released: VecDeque::new(),
+            distances: PeerDistances::default(),
         }
     }
 
@@ -554,7 +663,53 @@ impl ReceiverState {
             return;
         }
         peer.on_foreign_nak(&self.config, ctx, nak);
+        peer.answer_foreign_nak(ctx, &self.distances, nak);
         self.reindex(source);
+    }
+
+    /// A receiver's repair (PEER_RDATA) of a source this member follows: filed under that
+    /// source's stream (never starting or restarting one), and, if it answers this member's
+    /// NAK, an RTT sample to the repairer.
+    pub(crate) fn handle_peer_rdata(&mut self, ctx: &mut Context<'_>, peer_rdata: PeerRdata) {
+        self.last_now = Some(ctx.now);
+        let data = peer_rdata.data;
+        if !gaps::is_ordered(data.trail, data.seq) {
+            ctx.stats.drops.count("malformed");
+            return;
+        }
+        let source = data.stream.source;
+        let Some(peer) = self.peers.get_mut(&source) else {
+            ctx.stats.drops.count("out_of_window");
+            return;
+        };
+        if peer.stream.instance != data.stream.instance {
+            ctx.stats.drops.count("out_of_window");
+            return;
+        }
+        if peer_rdata.requester == self.config.member {
+            let since = ctx.clock.since(ctx.now, peer_rdata.timestamp_echo);
+            let rtt = rtt::echo_rtt(since, peer_rdata.hold_us);
+            self.distances.sample(ctx.now, peer_rdata.repairer, rtt);
+        }
+        peer.on_peer_rdata(ctx, &mut self.out, data);
+        self.reindex(source);
+    }
+
+    /// Any other member's report (about any source): with peer repair on, its timestamp is
+    /// kept to echo and an echo of one of ours is a distance sample.
+    pub(crate) fn handle_report_heard(&mut self, ctx: &mut Context<'_>, report: &Report) {
+        if !self.config.peer_repair {
+            return;
+        }
+        let (now, clock) = (ctx.now, ctx.clock);
+        self.distances.on_report(
+            now,
+            report.reporter,
+            report.timestamp,
+            &report.echoes,
+            self.config.member,
+            |timestamp| clock.since(now, timestamp),
+        );
     }
 
     /// Runs every peer timer due at `ctx.now`: NAKs, give-ups, reports, silence.
@@ -593,7 +748,14 @@ impl ReceiverState {
     /// Next NAK or report to send.
     pub(crate) fn poll_transmit(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
         self.last_now = Some(ctx.now);
-        self.out.packets.pop_front().map(|packet| packet.to_bytes())
+        let mut packet = self.out.packets.pop_front()?;
+        if let Packet::Report(report) = &mut packet
+            && self.config.peer_repair
+        {
+            // Echoed at send time, so the hold times are exact.
+            report.echoes = self.distances.take_echoes(ctx.now);
+        }
+        Some(packet.to_bytes())
     }
 
     /// The next event, in order per source.
