@@ -1224,3 +1224,77 @@ mod model {
         }
     }
 }
+
+/// The aggregation window: NAKs of one loss arriving nearly together (from two requesters,
+/// 200 µs apart) are each confirmed at once, and answered by one RDATA after the window — the
+/// second merged into the queued repair, not ignored by the linger afterwards.
+#[test]
+fn near_simultaneous_naks_are_aggregated_into_one_rdata() {
+    let mut h = Harness::unpaced();
+    for _ in 0..3 {
+        h.send_len(1);
+    }
+    h.drain();
+    let nak_at = h.now;
+    let first = h.nak_for(&[(FIRST.add(1).0, 1)]);
+    h.nak(&first);
+    assert_eq!(without_spm(h.drain()).len(), 1, "the NCF goes at once");
+    h.advance(Duration::from_micros(200));
+    let second = Nak {
+        requester: 100,
+        ..first
+    };
+    h.nak(&second);
+    assert_eq!(
+        without_spm(h.drain()).len(),
+        1,
+        "NCF; the RDATA still waits"
+    );
+    let out = h.run_until(h.now + 20 * MS);
+    let repairs: Vec<&(Duration, Packet)> = out
+        .iter()
+        .filter(|(_, p)| matches!(p, Packet::Data(d) if d.repair))
+        .collect();
+    assert_eq!(repairs.len(), 1);
+    // 1/8 of the initial 10 ms RTT after the first NAK.
+    assert_eq!(repairs[0].0, nak_at - h.t0 + Duration::from_micros(1_250));
+    assert_eq!(h.stats.recovery.repairs_sent, 1);
+    assert_eq!(h.stats.recovery.naks_ignored_linger, 0);
+}
+
+/// With peer repair on, the source waits its repair timer; a receiver's repair heard meanwhile
+/// cancels its RDATA, and NAKs that crossed the peer's repair are only confirmed.
+#[test]
+fn a_peer_repair_heard_in_time_cancels_the_sources_rdata() {
+    let mut h = Harness::new(Settings {
+        rate_limit_bps: None,
+        peer_repair: true,
+        ..Settings::default()
+    });
+    for _ in 0..3 {
+        h.send_len(1);
+    }
+    let sent = h.drain();
+    let nak = h.nak_for(&[(FIRST.add(1).0, 1)]);
+    h.nak(&nak);
+    assert_eq!(without_spm(h.drain()).len(), 1, "NCF only");
+    // The repair timer is D1..D1+D2 = 2..4 distances of 5 ms (initial RTT 10 ms).
+    let due = h.source.repairs.next_due().expect("RDATA scheduled");
+    assert!((h.now + 10 * MS..=h.now + 20 * MS).contains(&due));
+    h.advance(5 * MS);
+    let peer_copy = Data {
+        repair: true,
+        ..data(&sent[1]).clone()
+    };
+    h.with(|s, ctx| s.handle_peer_rdata(ctx, &peer_copy));
+    assert_eq!(h.stats.recovery.repairs_suppressed, 1);
+    h.nak(&nak);
+    let out = without_spm(h.drain());
+    assert_eq!(out.len(), 1, "confirmed, not repaired: {out:?}");
+    assert!(
+        h.run_until(h.now + 50 * MS)
+            .iter()
+            .all(|(_, p)| !matches!(p, Packet::Data(d) if d.repair))
+    );
+    assert_eq!(h.stats.recovery.repairs_sent, 0);
+}
