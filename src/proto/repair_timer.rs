@@ -29,11 +29,14 @@ pub(crate) const DEFAULT_D2: f64 = 2.0;
 /// Smallest learned factor of a receiver: a designated repairer answers within a quarter to
 /// half a distance.
 pub(crate) const MIN_REPAIR_FACTOR: f64 = 0.125;
-/// Smallest learned factor of the source (with peer repair on): it never answers sooner than
-/// `D1/2` distances, so that a peer's repair, which reaches the source about one distance
-/// after the peer fired, can still cancel the source's (its RDATA would otherwise duplicate
-/// every near peer's repair).
+/// Smallest learned factor of the source (with peer repair on), and where it starts: it never
+/// answers sooner than `D1/2` distances, so that a near peer's repair, which reaches the source
+/// about one distance after the peer fired, can still cancel the source's (its RDATA would
+/// otherwise duplicate every near peer's repair).
 pub(crate) const SOURCE_MIN_REPAIR_FACTOR: f64 = 0.5;
+/// Largest learned factor of the source: its RDATA leaves within `D1 + D2` distances, which
+/// receivers waiting for it after the NCF allow for (`receiver::PeerState::wait_rtt`).
+pub(crate) const SOURCE_MAX_REPAIR_FACTOR: f64 = 1.0;
 /// Largest learned factor.
 pub(crate) const MAX_REPAIR_FACTOR: f64 = 8.0;
 /// Longest repair delay drawn, whatever the distance estimate says.
@@ -47,6 +50,7 @@ pub(crate) struct RepairTimer {
     adaptive: bool,
     factor: f64,
     min_factor: f64,
+    max_factor: f64,
 }
 
 impl RepairTimer {
@@ -59,12 +63,16 @@ impl RepairTimer {
             adaptive,
             factor: 1.0,
             min_factor: MIN_REPAIR_FACTOR,
+            max_factor: MAX_REPAIR_FACTOR,
         }
     }
 
-    /// The same timer whose factor never drops below `min_factor` (at most 1).
-    pub(crate) fn with_floor(mut self, min_factor: f64) -> RepairTimer {
-        self.min_factor = min_factor.clamp(MIN_REPAIR_FACTOR, 1.0);
+    /// The same timer learning within `min_factor..=max_factor` (clamped to the global bounds)
+    /// and starting at `min_factor`.
+    pub(crate) fn with_bounds(mut self, min_factor: f64, max_factor: f64) -> RepairTimer {
+        self.min_factor = min_factor.clamp(MIN_REPAIR_FACTOR, MAX_REPAIR_FACTOR);
+        self.max_factor = max_factor.clamp(self.min_factor, MAX_REPAIR_FACTOR);
+        self.factor = self.min_factor;
         self
     }
 
@@ -83,7 +91,7 @@ impl RepairTimer {
     /// One of this member's repairs was duplicated by another member's: back off.
     pub(crate) fn on_duplicate(&mut self) {
         if self.adaptive {
-            self.factor = (self.factor * 2.0).min(MAX_REPAIR_FACTOR);
+            self.factor = (self.factor * 2.0).min(self.max_factor);
         }
     }
 
@@ -98,8 +106,13 @@ impl RepairTimer {
     /// itself the designated repairer (factor below 1), it steps down.
     pub(crate) fn on_beaten(&mut self) {
         if self.adaptive && self.factor < 1.0 {
-            self.factor = (self.factor * 2.0).min(1.0);
+            self.factor = (self.factor * 2.0).min(1.0).min(self.max_factor);
         }
+    }
+
+    /// The shortest delay this timer draws, in distances to the requester (`D1·f`).
+    pub(crate) fn earliest(&self) -> f64 {
+        self.d1 * self.factor
     }
 
     /// The learned factor on the window.
@@ -156,11 +169,19 @@ mod tests {
     }
 
     #[test]
-    fn the_source_floor_holds() {
-        let mut timer = RepairTimer::new(2.0, 2.0, true).with_floor(SOURCE_MIN_REPAIR_FACTOR);
+    fn the_source_bounds_hold() {
+        let mut timer = RepairTimer::new(2.0, 2.0, true)
+            .with_bounds(SOURCE_MIN_REPAIR_FACTOR, SOURCE_MAX_REPAIR_FACTOR);
+        assert_eq!(
+            timer.factor(),
+            SOURCE_MIN_REPAIR_FACTOR,
+            "starts at its floor"
+        );
         for _ in 0..10 {
-            timer.on_sole();
+            timer.on_duplicate();
         }
+        assert_eq!(timer.factor(), SOURCE_MAX_REPAIR_FACTOR);
+        timer.on_sole();
         assert_eq!(timer.factor(), SOURCE_MIN_REPAIR_FACTOR);
     }
 

@@ -12,14 +12,20 @@
 //!                               held (NAKs for the packet ignored until the hold-down ends)
 //! ```
 //!
-//! Why the source's NCF cancels a pending peer repair: the NCF says the source's RDATA follows
-//! within its short window, so a peer that has not fired by the time the NCF reaches it cannot
-//! be much faster than the source. Peers therefore answer only where they beat the source's
-//! round trip, which keeps the source the repairer whenever it is the nearest holder (every
-//! topology of the suppression table) and lets near peers take over when the source is far. A
-//! receiver that has no distance sample to the requester uses its own distance to the source:
-//! with D1 ≥ 2 its timer then ends after the NCF arrives (triangle inequality), so an unknown
-//! peer never outruns the source by guesswork.
+//! Who volunteers. A receiver answers a NAK only when its repair is sure to reach the requester
+//! before the source's could: with `r` its distance to the requester and `s` its distance to the
+//! source, its repair arrives `r·(2 + D1·f)` after the NAK left at the earliest, the source's
+//! no sooner than `2·(s − r)` (triangle inequality), so it volunteers only if
+//! `r·(4 + D1·f) < 2·s` ([`PeerRepairs::beats_source`]). A receiver with no distance sample to
+//! the requester falls back to leaving the repair to the source. Without this rule, in a star
+//! where peers and source are equally near, designated peers raced the source and each other:
+//! 1.36 repairs per loss at 100 receivers with independent loss, against 0.63 source-only.
+//!
+//! Why the source's NCF cancels a pending peer repair: the NCF says the source's RDATA follows,
+//! so a peer that has not fired by the time the NCF reaches it is not clearly faster than the
+//! source. Together the two rules keep the source the repairer whenever it is the nearest
+//! holder (every topology of the suppression table) and let near peers take over when the
+//! source is far.
 //!
 //! After a repair this receiver sent, the hold-down tells whether another member's repair of
 //! the same packet followed (a duplicate: the timer backs off) or not (it stood alone: the
@@ -113,6 +119,12 @@ impl PeerRepairs {
     #[cfg(test)]
     pub(crate) fn timer(&self) -> RepairTimer {
         self.timer
+    }
+
+    /// Whether a repair from here, `to_requester` from the requester and `to_source` from the
+    /// source, surely reaches the requester before the source's (see the module doc).
+    pub(crate) fn beats_source(&self, to_requester: Duration, to_source: Duration) -> bool {
+        to_requester.as_secs_f64() * (4.0 + self.timer.earliest()) < 2.0 * to_source.as_secs_f64()
     }
 
     /// Another receiver (`requester`, NAK `timestamp`) NAKed `positions`, `distance` away:
@@ -331,6 +343,16 @@ mod tests {
             0
         );
         assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn only_clearly_nearer_peers_volunteer() {
+        let r = repairs();
+        // D1·f = 2: a peer 4 ms from the requester beats a source 13 ms away, not one 12 ms.
+        assert!(r.beats_source(4 * MS, 13 * MS));
+        assert!(!r.beats_source(4 * MS, 12 * MS));
+        // Equally near (a star): never.
+        assert!(!r.beats_source(4 * MS, 4 * MS));
     }
 
     #[test]

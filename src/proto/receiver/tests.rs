@@ -1183,17 +1183,23 @@ fn a_cached_packet_answers_a_foreign_nak_after_the_repair_timer() {
     for seq in 1..=5 {
         h.data(seq, 1);
     }
+    // No distance to OTHER yet: the repair is left to the source.
     h.foreign_nak(&[(3, 1), (9, 1)]);
-    // No distance to OTHER yet: this receiver's distance to the source (5 ms) stands in, and
-    // the timer is D1..D1+D2 = 2..4 distances.
-    h.advance(9 * MS);
+    h.advance(50 * MS);
     assert!(h.peer_repairs().is_empty());
-    h.advance(12 * MS);
+    // OTHER 1 ms away, the source 5 ms (initial RTT 10 ms): surely faster, so this receiver
+    // answers, after D1..D1+D2 = 2..4 distances.
+    let nak_at = h.now;
+    h.rx.distances.sample(h.now, OTHER, 2 * MS);
+    h.foreign_nak(&[(3, 1), (9, 1)]);
+    h.advance(MS);
+    assert!(h.peer_repairs().is_empty());
+    h.advance(4 * MS);
     let repairs = h.peer_repairs();
     assert_eq!(repairs.len(), 1, "only the cached packet 3: {repairs:?}");
     let (at, peer) = &repairs[0];
-    let waited = *at - h.base;
-    assert!((10 * MS..=20 * MS).contains(&waited), "{waited:?}");
+    let waited = *at - nak_at;
+    assert!((2 * MS..=4 * MS).contains(&waited), "{waited:?}");
     assert_eq!((peer.repairer, peer.requester), (ME, OTHER));
     assert_eq!(peer.timestamp_echo, 1, "the NAK's timestamp");
     assert_eq!(u128::from(peer.hold_us), waited.as_micros());
@@ -1211,6 +1217,7 @@ fn the_sources_ncf_defers_and_a_heard_repair_suppresses_a_peer_repair() {
     for seq in 1..=5 {
         h.data(seq, 1);
     }
+    h.rx.distances.sample(h.now, OTHER, 2 * MS);
     h.foreign_nak(&[(3, 2)]);
     h.ncf(OTHER, 1, false, 1, &[(3, 1)]);
     h.rdata(4, 1);

@@ -128,7 +128,10 @@ impl SourceState {
                     settings.repair_d2,
                     settings.suppression.adaptive,
                 )
-                .with_floor(crate::proto::repair_timer::SOURCE_MIN_REPAIR_FACTOR),
+                .with_bounds(
+                    crate::proto::repair_timer::SOURCE_MIN_REPAIR_FACTOR,
+                    crate::proto::repair_timer::SOURCE_MAX_REPAIR_FACTOR,
+                ),
             ),
             ncfs: VecDeque::new(),
         }

@@ -181,18 +181,32 @@ mod tests {
             let delay = timed.delay(&mut rng, 8 * MS);
             assert!((8 * MS..=16 * MS).contains(&delay), "{delay:?}");
         }
+        // The source's timer starts at its floor: D1/2..(D1+D2)/2 distances.
+        let source = RepairTiming::new(
+            RepairMode::Timer,
+            timer.with_bounds(
+                crate::proto::repair_timer::SOURCE_MIN_REPAIR_FACTOR,
+                crate::proto::repair_timer::SOURCE_MAX_REPAIR_FACTOR,
+            ),
+        );
+        for _ in 0..100 {
+            let delay = source.delay(&mut rng, 8 * MS);
+            assert!((4 * MS..=8 * MS).contains(&delay), "{delay:?}");
+        }
     }
 
     #[test]
     fn learns_from_duplicates_and_sole_repairs() {
         let t0 = super::super::test_support::base_instant();
-        let timer = RepairTimer::new(2.0, 2.0, true)
-            .with_floor(crate::proto::repair_timer::SOURCE_MIN_REPAIR_FACTOR);
+        let timer = RepairTimer::new(2.0, 2.0, true).with_bounds(
+            crate::proto::repair_timer::SOURCE_MIN_REPAIR_FACTOR,
+            crate::proto::repair_timer::SOURCE_MAX_REPAIR_FACTOR,
+        );
         let mut timing = RepairTiming::new(RepairMode::Timer, timer);
         timing.on_sent(1, t0, t0 + 10 * MS);
         timing.on_peer_repair(1, t0 + MS);
         timing.on_peer_repair(1, t0 + 2 * MS);
-        assert_eq!(timing.factor(), 2.0, "one duplicate per packet");
+        assert_eq!(timing.factor(), 1.0, "one duplicate per packet: doubled");
         timing.on_sent(2, t0 + 20 * MS, t0 + 30 * MS);
         timing.on_peer_repair(9, t0 + 40 * MS);
         assert_eq!(

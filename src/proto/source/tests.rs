@@ -1278,10 +1278,11 @@ fn a_peer_repair_heard_in_time_cancels_the_sources_rdata() {
     let nak = h.nak_for(&[(FIRST.add(1).0, 1)]);
     h.nak(&nak);
     assert_eq!(without_spm(h.drain()).len(), 1, "NCF only");
-    // The repair timer is D1..D1+D2 = 2..4 distances of 5 ms (initial RTT 10 ms).
+    // The source's repair timer starts at half of D1..D1+D2 = 2..4 distances of 5 ms (initial
+    // RTT 10 ms).
     let due = h.source.repairs.next_due().expect("RDATA scheduled");
-    assert!((h.now + 10 * MS..=h.now + 20 * MS).contains(&due));
-    h.advance(5 * MS);
+    assert!((h.now + 5 * MS..=h.now + 10 * MS).contains(&due));
+    h.advance(4 * MS);
     let peer_copy = Data {
         repair: true,
         ..data(&sent[1]).clone()
