@@ -73,6 +73,9 @@ pub struct RecoveryStats {
     pub naks_received: u64,
     /// NAKs received for data just repaired (ignored during the linger).
     pub naks_ignored_linger: u64,
+    /// NAKs received for data whose RDATA was already waiting (merged by the aggregation
+    /// window or the repair timer).
+    pub naks_aggregated: u64,
     /// NCFs sent as a source.
     pub ncfs_sent: u64,
     /// NCFs heard as a receiver for a stream it follows.

@@ -4,6 +4,7 @@
 //! (`RMCAST_SIM_SEED=<n> cargo test --features sim --test sim <test>`). `RMCAST_SIM_RUNS=<n>`
 //! changes the number of seeds per test; the defaults add up to more than 1,000 runs.
 
+mod aggregation;
 mod burst_loss;
 mod determinism;
 mod independent_loss;

@@ -114,11 +114,17 @@ fn near_receivers_repair_a_subtree_faster_than_the_far_source() {
 }
 
 /// Without peer repair nothing changes hands between receivers: the source repairs alone.
+/// With it, a run still replays exactly from its seed (peer timers draw from the seeded RNG).
 #[test]
-fn without_peer_repair_only_the_source_repairs() {
+fn without_peer_repair_only_the_source_repairs_and_peer_runs_replay() {
     let scenario = scenario();
-    let report = run(&scenario, scenario.seed_for(0), Strategy::Rmcast);
+    let seed = scenario.seed_for(0);
+    let report = run(&scenario, seed, Strategy::Rmcast);
     assert!(report.passed(), "{report}");
     assert_eq!(report.total(|s| s.recovery.peer_repairs_sent), 0);
     assert_eq!(report.rdata(), report.hosts[0].stats.tx.rdata.packets);
+    let first = run(&scenario, seed, Strategy::RmcastPeer);
+    let again = run(&scenario, seed, Strategy::RmcastPeer);
+    assert!(first.total(|s| s.recovery.peer_repairs_sent) > 0);
+    assert_eq!(first.trace_hash, again.trace_hash, "same seed, same run");
 }

@@ -195,6 +195,7 @@ impl SourceState {
             .checked_add(self.timing.delay(ctx.rng, rtt))
             .unwrap_or(ctx.now);
         let mut lingered = false;
+        let mut aggregated = false;
         let mut confirmed = Vec::with_capacity(split.held.len());
         for &(offset, count) in &split.held {
             let first = trail_index + offset;
@@ -203,6 +204,7 @@ impl SourceState {
                     continue;
                 };
                 if entry.repair_queued {
+                    aggregated = true;
                     continue;
                 }
                 let just_repaired = entry
@@ -226,6 +228,9 @@ impl SourceState {
         }
         if lingered {
             ctx.stats.recovery.naks_ignored_linger += 1;
+        }
+        if aggregated {
+            ctx.stats.recovery.naks_aggregated += 1;
         }
         if !confirmed.is_empty() {
             let template =

@@ -1260,6 +1260,7 @@ fn near_simultaneous_naks_are_aggregated_into_one_rdata() {
     assert_eq!(repairs[0].0, nak_at - h.t0 + Duration::from_micros(1_250));
     assert_eq!(h.stats.recovery.repairs_sent, 1);
     assert_eq!(h.stats.recovery.naks_ignored_linger, 0);
+    assert_eq!(h.stats.recovery.naks_aggregated, 1);
 }
 
 /// With peer repair on, the source waits its repair timer; a receiver's repair heard meanwhile
