@@ -1,7 +1,7 @@
 //! The source's aggregation window: NAKs of one loss that reach the source nearly together are
 //! confirmed at once and answered by one RDATA after a short, RTT-scaled window.
 //!
-//! A star of 40 receivers 4 ms from the source (RTT 8 ms, window 1 ms) with 2 % loss on the
+//! A star of 40 receivers 4 ms from the source (RTT 8 ms, window 0.5 ms) with 2 % loss on the
 //! shared uplink: every receiver misses every lost packet, and the first losses of a stream —
 //! before any receiver became the designated requester — draw several NAKs each.
 

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Share of the requester's RTT the source aggregates NAKs for before repairing.
-pub(super) const AGGREGATION_FRACTION: f64 = 0.125;
+pub(super) const AGGREGATION_FRACTION: f64 = 0.0625;
 /// Longest aggregation window, whatever the RTT.
 pub(super) const MAX_AGGREGATION: Duration = Duration::from_millis(5);
 /// Most sent repairs remembered for learning.
@@ -174,7 +174,7 @@ mod tests {
         let immediate = RepairTiming::new(RepairMode::Immediate, timer);
         assert_eq!(immediate.delay(&mut rng, 8 * MS), Duration::ZERO);
         let aggregate = RepairTiming::new(RepairMode::Aggregate, timer);
-        assert_eq!(aggregate.delay(&mut rng, 8 * MS), MS);
+        assert_eq!(aggregate.delay(&mut rng, 16 * MS), MS);
         assert_eq!(aggregate.delay(&mut rng, 400 * MS), MAX_AGGREGATION);
         let timed = RepairTiming::new(RepairMode::Timer, timer);
         for _ in 0..100 {

@@ -587,7 +587,7 @@ fn nak_gets_immediate_ncf_before_pending_odata_then_rdata_for_exactly_the_asked(
     assert_eq!(n.ranges, nak.ranges);
     assert_eq!(h.stats.recovery.naks_received, 1);
     assert_eq!(h.stats.recovery.ncfs_sent, 1);
-    // Next: after the aggregation window (1/8 of the 10 ms initial RTT), the four RDATA in
+    // Next: after the aggregation window (1/16 of the 10 ms initial RTT), the four RDATA in
     // seq order, one after the other, before the ODATA still waiting.
     let nak_at = h.now - h.t0;
     let out: Vec<(Duration, Packet)> = h
@@ -599,7 +599,7 @@ fn nak_gets_immediate_ncf_before_pending_odata_then_rdata_for_exactly_the_asked(
         .iter()
         .position(|(_, p)| data(p).repair)
         .expect("repairs sent");
-    assert!(out[first_repair].0 >= nak_at + Duration::from_micros(1_250));
+    assert!(out[first_repair].0 >= nak_at + Duration::from_micros(625));
     let repairs: Vec<&Data> = out[first_repair..]
         .iter()
         .map(|(_, p)| data(p))
@@ -1256,8 +1256,8 @@ fn near_simultaneous_naks_are_aggregated_into_one_rdata() {
         .filter(|(_, p)| matches!(p, Packet::Data(d) if d.repair))
         .collect();
     assert_eq!(repairs.len(), 1);
-    // 1/8 of the initial 10 ms RTT after the first NAK.
-    assert_eq!(repairs[0].0, nak_at - h.t0 + Duration::from_micros(1_250));
+    // 1/16 of the initial 10 ms RTT after the first NAK.
+    assert_eq!(repairs[0].0, nak_at - h.t0 + Duration::from_micros(625));
     assert_eq!(h.stats.recovery.repairs_sent, 1);
     assert_eq!(h.stats.recovery.naks_ignored_linger, 0);
     assert_eq!(h.stats.recovery.naks_aggregated, 1);
