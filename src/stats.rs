@@ -28,7 +28,7 @@ impl Counter {
 pub struct PacketCounters {
     /// Original data.
     pub odata: Counter,
-    /// Repairs (retransmitted data).
+    /// Repairs (retransmitted data): the source's RDATA and receivers' PEER_RDATA.
     pub rdata: Counter,
     /// Negative acknowledgements.
     pub nak: Counter,

@@ -392,17 +392,15 @@ impl PeerState {
             return;
         }
         let next = self.reorder.next();
+        let heard = peer_repair::NakHeard {
+            requester: nak.requester,
+            timestamp: nak.timestamp,
+            distance,
+        };
         for range in &nak.ranges {
             let asked = nak::positions_of(next, *range);
-            self.repairs.on_nak(
-                asked,
-                &self.cache,
-                nak.requester,
-                nak.timestamp,
-                distance,
-                ctx.now,
-                ctx.rng,
-            );
+            self.repairs
+                .on_nak(asked, &self.cache, heard, ctx.now, ctx.rng);
         }
     }
 

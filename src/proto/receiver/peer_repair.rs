@@ -75,6 +75,17 @@ struct Held {
     duplicated: bool,
 }
 
+/// A NAK another receiver sent, as a repairer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NakHeard {
+    /// The member that sent it.
+    pub(crate) requester: u64,
+    /// Its timestamp, to echo in the repair.
+    pub(crate) timestamp: u32,
+    /// The distance from this receiver to the requester.
+    pub(crate) distance: Duration,
+}
+
 /// Outcome counts of one call, for the statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Cancelled {
@@ -127,24 +138,22 @@ impl PeerRepairs {
         to_requester.as_secs_f64() * (4.0 + self.timer.earliest()) < 2.0 * to_source.as_secs_f64()
     }
 
-    /// Another receiver (`requester`, NAK `timestamp`) NAKed `positions`, `distance` away:
-    /// schedules a repair of each cached one not pending or held already. Returns how many
-    /// were scheduled.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one NAK's fields and the context"
-    )]
+    /// Another receiver's NAK asked for `positions`: schedules a repair of each cached one not
+    /// pending or held already. Returns how many were scheduled.
     pub(crate) fn on_nak(
         &mut self,
         positions: Range<Pos>,
         cache: &RepairCache,
-        requester: u64,
-        timestamp: u32,
-        distance: Duration,
+        nak: NakHeard,
         now: Instant,
         rng: &mut impl Rng,
     ) -> u64 {
         self.settle(now);
+        let NakHeard {
+            requester,
+            timestamp,
+            distance,
+        } = nak;
         let hold = (distance * 4).max(MIN_HOLD);
         let mut scheduled = 0;
         for pos in positions {
@@ -314,6 +323,14 @@ mod tests {
         cache
     }
 
+    fn heard(requester: u64, timestamp: u32, distance: Duration) -> NakHeard {
+        NakHeard {
+            requester,
+            timestamp,
+            distance,
+        }
+    }
+
     fn repairs() -> PeerRepairs {
         PeerRepairs::new(RepairTimer::new(2.0, 2.0, true))
     }
@@ -325,12 +342,15 @@ mod tests {
         let cache = cache_with(10..20);
         let mut r = repairs();
         // Packets 18..25 asked, 2 ms away: only the cached 18 and 19 are scheduled.
-        assert_eq!(r.on_nak(18..25, &cache, 7, 55, 2 * MS, t0, &mut rng), 2);
+        assert_eq!(
+            r.on_nak(18..25, &cache, heard(7, 55, 2 * MS), t0, &mut rng),
+            2
+        );
         let due = r.next_deadline().expect("scheduled");
         assert!((t0 + 4 * MS..=t0 + 8 * MS).contains(&due), "{:?}", due - t0);
         // A duplicate NAK before the timer does not schedule twice.
         assert_eq!(
-            r.on_nak(18..20, &cache, 8, 56, 2 * MS, t0 + MS, &mut rng),
+            r.on_nak(18..20, &cache, heard(8, 56, 2 * MS), t0 + MS, &mut rng),
             0
         );
         assert!(r.expire(t0 + 3 * MS).is_empty());
@@ -339,7 +359,7 @@ mod tests {
         assert_eq!((sent[0].1.requester, sent[0].1.nak_timestamp), (7, 55));
         // Held: a NAK that crossed the repair is not answered again.
         assert_eq!(
-            r.on_nak(18..20, &cache, 7, 57, 2 * MS, t0 + 9 * MS, &mut rng),
+            r.on_nak(18..20, &cache, heard(7, 57, 2 * MS), t0 + 9 * MS, &mut rng),
             0
         );
         assert_eq!(r.next_deadline(), None);
@@ -361,7 +381,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(4);
         let cache = cache_with(0..10);
         let mut r = repairs();
-        r.on_nak(0..10, &cache, 7, 1, MS, t0, &mut rng);
+        r.on_nak(0..10, &cache, heard(7, 1, MS), t0, &mut rng);
         assert_eq!(r.on_repair_heard(3, t0 + MS).suppressed, 1);
         assert_eq!(r.on_ncf(5..8, t0 + MS).deferred, 3);
         assert_eq!(r.pending(), 6);
@@ -377,14 +397,14 @@ mod tests {
         let cache = cache_with(0..100);
         let mut r = repairs();
         // Sent, then someone else's repair of the same packet: the timer backs off.
-        r.on_nak(0..1, &cache, 7, 1, MS, t0, &mut rng);
+        r.on_nak(0..1, &cache, heard(7, 1, MS), t0, &mut rng);
         r.expire(t0 + 10 * MS);
         r.on_repair_heard(0, t0 + 11 * MS);
         assert_eq!(r.timer().factor(), 2.0);
         // Sent alone, hold-downs over: the timer shortens down to the floor.
         let mut now = t0 + 20 * MS;
         for pos in 1..10 {
-            r.on_nak(pos..pos + 1, &cache, 7, 1, MS, now, &mut rng);
+            r.on_nak(pos..pos + 1, &cache, heard(7, 1, MS), now, &mut rng);
             now += 30 * MS;
             r.expire(now);
         }
@@ -399,7 +419,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(6);
         let cache = cache_with(0..3000);
         let mut r = repairs();
-        r.on_nak(0..3000, &cache, 7, 1, MS, t0, &mut rng);
+        r.on_nak(0..3000, &cache, heard(7, 1, MS), t0, &mut rng);
         assert_eq!(r.pending(), MAX_PENDING);
         r.forget_below(1000);
         assert_eq!(r.pending(), 24);

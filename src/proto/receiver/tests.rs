@@ -1248,8 +1248,13 @@ fn a_peer_repair_fills_a_gap_measures_the_repairer_and_starts_no_stream() {
     assert!(nak_at <= h.now);
     h.now = nak_at.max(h.now) + 5 * MS;
     let since = h.now - nak_at;
+    let heard_source = h.rx.peers[&SRC].last_heard;
     h.peer_rdata(STREAM, 2, ME, nak.timestamp, 1_000);
     assert_eq!(h.take_events(), vec![msg(2), msg(3)]);
+    assert_eq!(
+        h.rx.peers[&SRC].last_heard, heard_source,
+        "a peer's copy does not prove the source alive"
+    );
     assert_eq!(
         h.rx.distances.distance(REPAIRER),
         Some((since - MS) / 2),
