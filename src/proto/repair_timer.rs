@@ -6,9 +6,10 @@
 //! this member sent that stood alone (no other repair heard within its hold-down) drops the
 //! factor to the floor, so this member fires first next time — the designated repairer for the
 //! losses near it, whose repair reaches every other holder before their timers (which start at
-//! `D1 ≥ 2` distances) end. A repair that met another member's repair of the same data (a
-//! duplicate) doubles the factor, and so does being beaten to a repair while below 1: of two
-//! designated repairers the slower steps down at once. Both directions are bounded
+//! `D1 ≥ 2` distances) end. A duplicate doubles the factor: another member's repair of data
+//! this member repaired too, or a second repair heard after the one that suppressed this
+//! member's pending repair (the caller decides which). Being beaten to a repair while below 1
+//! also doubles it: of two designated repairers the slower steps down at once. Both directions are bounded
 //! ([`MIN_REPAIR_FACTOR`] or the timer's floor, [`MAX_REPAIR_FACTOR`]) and nothing moves with
 //! `adaptive` off. Plain halving per sole repair (tried first) left several holders near the
 //! floor at once, colliding: 1.38 repairs per loss against 1.1 in `tests/sim/peer_repair.rs`.
@@ -39,6 +40,11 @@ pub(crate) const SOURCE_MIN_REPAIR_FACTOR: f64 = 0.5;
 pub(crate) const SOURCE_MAX_REPAIR_FACTOR: f64 = 1.0;
 /// Largest learned factor.
 pub(crate) const MAX_REPAIR_FACTOR: f64 = 8.0;
+/// Factor a receiver's timer starts at: wide, because every holder near a requester gets its
+/// first distance samples in the same report round and would otherwise answer the same NAK
+/// together (seven receivers within 4 ms in `tests/sim/peer_repair.rs` at factor 1); the first
+/// repair that stands alone then makes its sender the designated repairer.
+pub(crate) const RECEIVER_INITIAL_FACTOR: f64 = 2.0;
 /// Longest repair delay drawn, whatever the distance estimate says.
 pub(crate) const MAX_REPAIR_DELAY: Duration = Duration::from_secs(2);
 
@@ -88,7 +94,7 @@ impl RepairTimer {
         }
     }
 
-    /// One of this member's repairs was duplicated by another member's: back off.
+    /// A duplicate repair of data this member repaired or was about to repair: back off.
     pub(crate) fn on_duplicate(&mut self) {
         if self.adaptive {
             self.factor = (self.factor * 2.0).min(self.max_factor);
@@ -110,9 +116,16 @@ impl RepairTimer {
         }
     }
 
-    /// The shortest delay this timer draws, in distances to the requester (`D1·f`).
+    /// The same timer starting at `factor` (within its bounds).
+    pub(crate) fn starting_at(mut self, factor: f64) -> RepairTimer {
+        self.factor = factor.clamp(self.min_factor, self.max_factor);
+        self
+    }
+
+    /// The shortest delay this timer can learn to draw, in distances to the requester
+    /// (`D1·f` at the floor): how fast this member answers once it is the designated repairer.
     pub(crate) fn earliest(&self) -> f64 {
-        self.d1 * self.factor
+        self.d1 * self.min_factor
     }
 
     /// The learned factor on the window.

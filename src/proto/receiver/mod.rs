@@ -609,7 +609,8 @@ impl ReceiverState {
                     settings.repair_d1,
                     settings.repair_d2,
                     settings.suppression.adaptive,
-                ),
+                )
+                .starting_at(crate::proto::repair_timer::RECEIVER_INITIAL_FACTOR),
                 source_repair_spread: (settings.repair_d1.max(0.0) + settings.repair_d2.max(0.0))
                     * crate::proto::repair_timer::SOURCE_MAX_REPAIR_FACTOR,
             },

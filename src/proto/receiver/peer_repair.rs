@@ -12,11 +12,12 @@
 //!                               held (NAKs for the packet ignored until the hold-down ends)
 //! ```
 //!
-//! Who volunteers. A receiver answers a NAK only when its repair is sure to reach the requester
-//! before the source's could: with `r` its distance to the requester and `s` its distance to the
-//! source, its repair arrives `r·(2 + D1·f)` after the NAK left at the earliest, the source's
-//! no sooner than `2·(s − r)` (triangle inequality), so it volunteers only if
-//! `r·(4 + D1·f) < 2·s` ([`PeerRepairs::beats_source`]). A receiver with no distance sample to
+//! Who volunteers. A receiver answers a NAK only when its repair can surely reach the requester
+//! before the source's: with `r` its distance to the requester and `s` its distance to the
+//! source, its repair arrives `r·(2 + D1·f)` after the NAK left at the earliest (`f` at its
+//! floor, as the designated repairer), the source's no sooner than `2·(s − r)` (triangle
+//! inequality), so it volunteers only if `r·(4 + D1·f_min) < 2·s`
+//! ([`PeerRepairs::beats_source`]); with a slower timer the source's NCF cancels it. A receiver with no distance sample to
 //! the requester falls back to leaving the repair to the source. Without this rule, in a star
 //! where peers and source are equally near, designated peers raced the source and each other:
 //! 1.36 repairs per loss at 100 receivers with independent loss, against 0.63 source-only.
@@ -71,7 +72,10 @@ struct Held {
     until: Instant,
     /// This receiver sent the repair.
     sent: bool,
-    /// Another member's repair of it was heard after this one's.
+    /// This receiver's pending repair was suppressed by another member's: it was in the race.
+    raced: bool,
+    /// A repair of it was heard after this one's (sent), or after the one that suppressed this
+    /// one's (raced): a duplicate.
     duplicated: bool,
 }
 
@@ -189,14 +193,21 @@ impl PeerRepairs {
         if let Some(pending) = self.pending.remove(&pos) {
             self.due.remove(&(pending.due, pos));
             self.hold(pos, now, pending.hold, false);
+            if let Some(held) = self.held.get_mut(&pos) {
+                held.raced = true;
+            }
             self.timer.on_beaten();
             return Cancelled {
                 suppressed: 1,
                 deferred: 0,
             };
         }
+        // SRM adaptive counts duplicates every contender observes, not only its own: a holder
+        // whose timer was suppressed and who then hears a second repair learns the window is
+        // too narrow as well as the two that collided (with only the senders backing off,
+        // bursts of five equidistant holders repairing at once kept recurring).
         if let Some(held) = self.held.get_mut(&pos)
-            && held.sent
+            && (held.sent || held.raced)
             && !held.duplicated
         {
             held.duplicated = true;
@@ -262,6 +273,7 @@ impl PeerRepairs {
             Held {
                 until: later(now, hold),
                 sent,
+                raced: false,
                 duplicated: false,
             },
         );
@@ -368,9 +380,10 @@ mod tests {
     #[test]
     fn only_clearly_nearer_peers_volunteer() {
         let r = repairs();
-        // D1·f = 2: a peer 4 ms from the requester beats a source 13 ms away, not one 12 ms.
-        assert!(r.beats_source(4 * MS, 13 * MS));
-        assert!(!r.beats_source(4 * MS, 12 * MS));
+        // D1 at the floor factor = 1/4: a peer 4 ms from the requester beats a source 9 ms
+        // away, not one 8.5 ms away.
+        assert!(r.beats_source(4 * MS, 9 * MS));
+        assert!(!r.beats_source(4 * MS, Duration::from_micros(8_500)));
         // Equally near (a star): never.
         assert!(!r.beats_source(4 * MS, 4 * MS));
     }
@@ -411,6 +424,31 @@ mod tests {
         now += 30 * MS;
         r.expire(now);
         assert_eq!(r.timer().factor(), MIN_REPAIR_FACTOR);
+    }
+
+    #[test]
+    fn a_suppressed_contender_that_hears_a_second_repair_backs_off_too() {
+        let t0 = t0();
+        let mut rng = SmallRng::seed_from_u64(7);
+        let cache = cache_with(0..10);
+        let mut r = repairs();
+        r.on_nak(0..1, &cache, heard(7, 1, MS), t0, &mut rng);
+        r.on_repair_heard(0, t0 + MS);
+        assert_eq!(r.timer().factor(), 1.0, "beaten at factor 1: no change");
+        r.on_repair_heard(0, t0 + 2 * MS);
+        assert_eq!(
+            r.timer().factor(),
+            2.0,
+            "a duplicate observed: the window widens"
+        );
+        r.on_repair_heard(0, t0 + 3 * MS);
+        assert_eq!(r.timer().factor(), 2.0, "once per packet");
+        // Deferred to the source's NCF, this receiver was not in the race: nothing learned.
+        r.on_nak(1..2, &cache, heard(7, 1, MS), t0 + 4 * MS, &mut rng);
+        r.on_ncf(1..2, t0 + 4 * MS);
+        r.on_repair_heard(1, t0 + 5 * MS);
+        r.on_repair_heard(1, t0 + 6 * MS);
+        assert_eq!(r.timer().factor(), 2.0);
     }
 
     #[test]

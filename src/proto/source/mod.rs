@@ -192,7 +192,7 @@ impl SourceState {
             .unwrap_or_else(|| self.group_rtt());
         let due = ctx
             .now
-            .checked_add(self.timing.delay(ctx.rng, rtt))
+            .checked_add(self.timing.delay(ctx.rng, rtt, ctx.now))
             .unwrap_or(ctx.now);
         let mut lingered = false;
         let mut aggregated = false;
@@ -353,9 +353,9 @@ impl SourceState {
         let index = self.window.trail_index() + offset;
         if self.repairs.cancel(index) {
             ctx.stats.recovery.repairs_suppressed += 1;
-        } else {
-            self.timing.on_peer_repair(index, ctx.now);
         }
+        // A duplicate if this source's RDATA of it went already; in any case, receivers repair.
+        self.timing.on_peer_repair(index, ctx.now);
         if let Some(entry) = self.window.get_mut(index) {
             entry.repair_queued = false;
             entry.repaired_at = Some(ctx.now);

@@ -1263,8 +1263,9 @@ fn near_simultaneous_naks_are_aggregated_into_one_rdata() {
     assert_eq!(h.stats.recovery.naks_aggregated, 1);
 }
 
-/// With peer repair on, the source waits its repair timer; a receiver's repair heard meanwhile
-/// cancels its RDATA, and NAKs that crossed the peer's repair are only confirmed.
+/// With peer repair on, the source waits its repair timer once receivers are seen repairing;
+/// a receiver's repair heard meanwhile cancels its RDATA, and NAKs that crossed the peer's
+/// repair are only confirmed.
 #[test]
 fn a_peer_repair_heard_in_time_cancels_the_sources_rdata() {
     let mut h = Harness::new(Settings {
@@ -1276,11 +1277,22 @@ fn a_peer_repair_heard_in_time_cancels_the_sources_rdata() {
         h.send_len(1);
     }
     let sent = h.drain();
+    // No receiver has repaired anything yet: only the aggregation window (1/16 of 10 ms).
+    h.nak(&h.nak_for(&[(FIRST.add(2).0, 1)]));
+    let due = h.source.repairs.next_due().expect("RDATA scheduled");
+    assert_eq!(due, h.now + Duration::from_micros(625));
+    assert_eq!(without_spm(h.drain_repairs()).len(), 2, "NCF, RDATA");
+    // A receiver's repair heard (of packet 0, not asked for): receivers repair here.
+    let peer_zero = Data {
+        repair: true,
+        ..data(&sent[0]).clone()
+    };
+    h.with(|s, ctx| s.handle_peer_rdata(ctx, &peer_zero));
     let nak = h.nak_for(&[(FIRST.add(1).0, 1)]);
     h.nak(&nak);
     assert_eq!(without_spm(h.drain()).len(), 1, "NCF only");
-    // The source's repair timer starts at half of D1..D1+D2 = 2..4 distances of 5 ms (initial
-    // RTT 10 ms).
+    // Now the source's repair timer, which starts at half of D1..D1+D2 = 2..4 distances of
+    // 5 ms (initial RTT 10 ms).
     let due = h.source.repairs.next_due().expect("RDATA scheduled");
     assert!((h.now + 5 * MS..=h.now + 10 * MS).contains(&due));
     h.advance(4 * MS);
@@ -1298,5 +1310,5 @@ fn a_peer_repair_heard_in_time_cancels_the_sources_rdata() {
             .iter()
             .all(|(_, p)| !matches!(p, Packet::Data(d) if d.repair))
     );
-    assert_eq!(h.stats.recovery.repairs_sent, 0);
+    assert_eq!(h.stats.recovery.repairs_sent, 1, "only packet 2's");
 }
