@@ -209,7 +209,8 @@ impl GroupConfig {
 
     /// Bytes of recently received data kept per source to serve peer repairs (payload plus a
     /// small per-packet overhead; the oldest packets go first). Default 4 MiB; used only with
-    /// [`GroupConfig::peer_repair`] on.
+    /// [`GroupConfig::peer_repair`] on. The bound is per source followed, so a member may hold
+    /// up to this times the number of sources it hears (at most 1,024).
     pub fn repair_cache(mut self, bytes: usize) -> Self {
         self.settings.repair_cache_bytes = bytes;
         self
