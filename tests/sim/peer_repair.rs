@@ -4,10 +4,11 @@
 //!
 //! The network is the one peer repair is for: a source 20 ms away (a WAN link) in front of a
 //! LAN tree of 20 receivers (four routers of five, 1 ms links), and 5 % loss on the link into
-//! one of the four subtrees — the table's `subtree5` pattern one level down, so that the
-//! nearest holders of a packet the subtree lost are its neighbours 4 ms away, not the source
-//! 22 ms away. (In the table's own topologies the source is always the nearest holder of what
-//! a subtree lost; see `docs/suppression.md` §4.) Both strategies run the same seeds.
+//! the root's first subtree — the table's `subtree5` pattern on a tree — so that the nearest
+//! holders of a packet the subtree lost are the neighbouring subtrees' receivers 4 ms away, not
+//! the source 22 ms away. (In the table's own topologies the source, 1 ms above the root, is
+//! always the nearest holder of what a subtree lost; see `docs/suppression.md` §4.) Both
+//! strategies run the same seeds.
 
 use rmcast::sim::{
     Duplex, HostId, LinkModel, Pace, RouterId, Scenario, SendPlan, SessionMember, SimReport, Sizes,
