@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Options: `--csv`; `--runs <n>` seeds per cell (default 3); `--sizes 10,100,1000` group sizes;
-//! `--strategies rmcast,pgm-like,norm-like` (also `rmcast-static`, `srm`); `--losses` and
+//! `--strategies rmcast,pgm-like,norm-like` (also `rmcast-static`, `srm`, and `rmcast-peer`:
+//! rmcast with peer repair on); `--peer-repair` adds the `rmcast-peer` row to every cell;
+//! `--losses` and
 //! `--topologies` (comma-separated names) select rows. The checked-in
 //! copy is `docs/suppression_table.md`; see `docs/suppression.md` for what the columns mean.
 
@@ -22,6 +24,7 @@ fn strategy_named(name: &str) -> Strategy {
         Strategy::Srm,
         Strategy::PgmLike,
         Strategy::NormLike,
+        Strategy::RmcastPeer,
     ]
     .into_iter()
     .find(|s| s.name() == name)
@@ -39,6 +42,11 @@ fn main() {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--csv" => csv = true,
+            "--peer-repair" => {
+                if !strategies.contains(&Strategy::RmcastPeer) {
+                    strategies.push(Strategy::RmcastPeer);
+                }
+            }
             "--runs" => {
                 runs = args
                     .next()

@@ -254,6 +254,28 @@ impl GroupConfig {
         self
     }
 
+    /// Peer repair: whether this member, as a receiver, answers other receivers' NAKs from a
+    /// cache of the data it received (SRM-style local recovery), and the source waits a
+    /// distance-scaled repair timer so that a nearer peer's repair can suppress its own.
+    /// Default `false`: in every topology of the suppression table the source is the nearest
+    /// holder of a lost packet, so peers never answer first and the source's longer timer only
+    /// adds latency (`docs/suppression.md` §4). Turn it on when receivers sit close together
+    /// and far from the source (a remote site behind a WAN link). Every member of a group
+    /// should use the same setting.
+    pub fn peer_repair(mut self, on: bool) -> Self {
+        self.settings.peer_repair = on;
+        self
+    }
+
+    /// Bytes of recently received data kept per source to serve peer repairs (payload plus a
+    /// small per-packet overhead; the oldest packets go first). Default 4 MiB; used only with
+    /// [`GroupConfig::peer_repair`] on. The bound is per source followed, so a member may hold
+    /// up to this times the number of sources it hears (at most 1,024).
+    pub fn repair_cache(mut self, bytes: usize) -> Self {
+        self.settings.repair_cache_bytes = bytes;
+        self
+    }
+
     /// Validates the protocol part of the configuration.
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         if !(0.0..1.0).contains(&self.inject_loss_rx) {
@@ -341,6 +363,14 @@ pub(crate) struct Settings {
     /// Least time from finding a packet missing to giving it up when retries run out (the
     /// source saying the data is gone ends recovery sooner).
     pub(crate) nak_give_up_after: Duration,
+    /// Receivers answer each other's NAKs from a cache; the source waits a repair timer.
+    pub(crate) peer_repair: bool,
+    /// Bytes of received data cached per source for peer repair.
+    pub(crate) repair_cache_bytes: usize,
+    /// Repair delay lower bound, in one-way distances to the requester (SRM D1).
+    pub(crate) repair_d1: f64,
+    /// Repair delay spread, in one-way distances to the requester (SRM D2).
+    pub(crate) repair_d2: f64,
     /// Most sources tracked at once; further sources are ignored (counted as out of window).
     pub(crate) max_sources: usize,
     /// A receiver meeting a source mid-stream asks for up to this many older packets still in
@@ -372,6 +402,10 @@ impl Default for Settings {
             nak_ncf_retries: 10,
             nak_data_retries: 10,
             nak_give_up_after: Duration::from_secs(1),
+            peer_repair: false,
+            repair_cache_bytes: 4 << 20,
+            repair_d1: crate::proto::repair_timer::DEFAULT_D1,
+            repair_d2: crate::proto::repair_timer::DEFAULT_D2,
             max_sources: 1024,
             join_backfill_packets: 1024,
         }

@@ -13,8 +13,8 @@
 use bytes::Bytes;
 
 use crate::wire::{
-    self, Data, Echo, MAX_ECHOES, MAX_RANGES, Nak, Ncf, Packet, Report, SeqNum, SeqRange, Spm,
-    StreamId,
+    self, Data, Echo, MAX_ECHOES, MAX_RANGES, MAX_REPORT_ECHOES, Nak, Ncf, Packet, PeerRdata,
+    Report, SeqNum, SeqRange, Spm, StreamId,
 };
 
 /// Decodes arbitrary bytes; on success checks the re-encoding invariants.
@@ -113,28 +113,8 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
         source: input.u64(),
         instance: input.u32(),
     };
-    match kind % 6 {
-        0 | 1 => {
-            let seq = input.seq();
-            let trail = input.seq();
-            let extra = input.u32();
-            let offset_pick = input.u32();
-            let payload_max = usize::from(input.u16());
-            let payload = input.bytes(payload_max);
-            // Consistent fragment fields: offset + payload length <= message_len.
-            let payload_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-            let message_len = payload_len.saturating_add(extra);
-            let fragment_offset = offset_pick % (message_len - payload_len).saturating_add(1);
-            Packet::Data(Data {
-                stream,
-                repair: kind % 6 == 1,
-                seq,
-                trail,
-                message_len,
-                fragment_offset,
-                payload,
-            })
-        }
+    match kind % 7 {
+        0 | 1 => Packet::Data(build_data(input, stream, kind % 7 == 1)),
         2 => Packet::Nak(Nak {
             stream,
             requester: input.u64(),
@@ -154,14 +134,7 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
             let trail = input.seq();
             let lead = input.seq();
             let timestamp = input.u32();
-            let count = input.count(0, MAX_ECHOES);
-            let echoes = (0..count)
-                .map(|_| Echo {
-                    member: input.u64(),
-                    timestamp: input.u32(),
-                    hold_us: input.u32(),
-                })
-                .collect();
+            let echoes = build_echoes(input, MAX_ECHOES);
             Packet::Spm(Spm {
                 stream,
                 spm_seq,
@@ -171,15 +144,56 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
                 echoes,
             })
         }
-        _ => Packet::Report(Report {
+        5 => Packet::Report(Report {
             stream,
             reporter: input.u64(),
             timestamp: input.u32(),
             spm_timestamp_echo: input.u32(),
             spm_hold_us: input.u32(),
             delivered_until: input.seq(),
+            echoes: build_echoes(input, MAX_REPORT_ECHOES),
+        }),
+        _ => Packet::PeerRdata(PeerRdata {
+            repairer: input.u64(),
+            requester: input.u64(),
+            timestamp_echo: input.u32(),
+            hold_us: input.u32(),
+            data: build_data(input, stream, true),
         }),
     }
+}
+
+fn build_data(input: &mut ByteReader<'_>, stream: StreamId, repair: bool) -> Data {
+    let seq = input.seq();
+    let trail = input.seq();
+    let extra = input.u32();
+    let offset_pick = input.u32();
+    let payload_max = usize::from(input.u16());
+    let payload = input.bytes(payload_max);
+    // Consistent fragment fields: offset + payload length <= message_len.
+    let payload_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let message_len = payload_len.saturating_add(extra);
+    let fragment_offset = offset_pick % (message_len - payload_len).saturating_add(1);
+    Data {
+        stream,
+        repair,
+        seq,
+        trail,
+        message_len,
+        fragment_offset,
+        payload,
+    }
+}
+
+fn build_echoes(input: &mut ByteReader<'_>, max: usize) -> Vec<Echo> {
+    let count = input.count(0, max);
+    (0..count)
+        .map(|_| Echo {
+            member: input.u64(),
+            timestamp: input.u32(),
+            hold_us: input.u32(),
+        })
+        .collect()
 }
 
 fn build_ranges(input: &mut ByteReader<'_>) -> Vec<SeqRange> {

@@ -28,7 +28,7 @@ impl Counter {
 pub struct PacketCounters {
     /// Original data.
     pub odata: Counter,
-    /// Repairs (retransmitted data).
+    /// Repairs (retransmitted data): the source's RDATA and receivers' PEER_RDATA.
     pub rdata: Counter,
     /// Negative acknowledgements.
     pub nak: Counter,
@@ -73,6 +73,9 @@ pub struct RecoveryStats {
     pub naks_received: u64,
     /// NAKs received for data just repaired (ignored during the linger).
     pub naks_ignored_linger: u64,
+    /// NAKs received for data whose RDATA was already waiting (merged by the aggregation
+    /// window or the repair timer).
+    pub naks_aggregated: u64,
     /// NCFs sent as a source.
     pub ncfs_sent: u64,
     /// NCFs heard as a receiver for a stream it follows.
@@ -81,6 +84,12 @@ pub struct RecoveryStats {
     pub repairs_sent: u64,
     /// Missing packets filled by RDATA as a receiver.
     pub repairs_received: u64,
+    /// Repairs sent as a receiver from its cache (peer repair; counted in `tx.rdata` too).
+    pub peer_repairs_sent: u64,
+    /// Pending repairs (source or peer) cancelled because another member's repair was heard.
+    pub repairs_suppressed: u64,
+    /// Pending peer repairs dropped because the source's NCF promised its own repair.
+    pub repairs_deferred: u64,
     /// Data packets received that were already held or delivered.
     pub duplicates: u64,
     /// Sequence numbers given up on and reported as unrecoverable.

@@ -325,6 +325,34 @@ fn five_percent_receive_loss_is_repaired_completely() {
     }
 }
 
+/// Peer repair on for every member, 5 % receive loss: everything still arrives complete and in
+/// order over real sockets, with report echoes and (where a peer volunteers) PEER_RDATA on the
+/// wire; each member drops its own looped-back repairs.
+#[test]
+fn peer_repair_on_real_sockets_delivers_everything() {
+    let _watchdog = Watchdog::arm("peer_repair_on_real_sockets_delivers_everything");
+    let group = "239.255.71.40:47140";
+    let sizes = sizes(3_000, 40);
+    let received = transfer(
+        group,
+        (0..3)
+            .map(|i| {
+                config(group, 4000 + i)
+                    .inject_loss(0.05, 0.0)
+                    .peer_repair(true)
+            })
+            .collect(),
+        vec![(config(group, 40).peer_repair(true), 40, sizes)],
+        || {},
+        |_| true,
+    );
+    assert_no_loss_reported(&received);
+    for r in &received {
+        assert_eq!(r.counts.values().sum::<usize>(), 3_000);
+        assert!(r.stats.recovery.repairs_received > 0, "{:#?}", r.stats);
+    }
+}
+
 #[test]
 fn four_mebibyte_messages_arrive_whole_despite_transmit_loss() {
     let _watchdog = Watchdog::arm("four_mebibyte_messages_arrive_whole_despite_transmit_loss");

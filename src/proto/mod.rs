@@ -8,6 +8,7 @@
 pub(crate) mod event;
 pub(crate) mod fec;
 pub(crate) mod receiver;
+pub(crate) mod repair_timer;
 pub(crate) mod source;
 
 use crate::config::Settings;
@@ -180,11 +181,26 @@ impl Session {
                 ctx.stats.rx.report.add(len);
                 if report.reporter == own {
                     ctx.stats.drops.count("own");
-                } else if report.stream.source == own {
-                    self.source.handle_report(ctx, &report);
                 } else {
-                    // Another receiver's report: group-size input for the source it names.
-                    self.receiver.handle_foreign_report(ctx, &report);
+                    // Every member's report feeds peer distances (its echoes, its timestamp).
+                    self.receiver.handle_report_heard(ctx, &report);
+                    if report.stream.source == own {
+                        self.source.handle_report(ctx, &report);
+                    } else {
+                        // Another receiver's report: group-size input for the source it names.
+                        self.receiver.handle_foreign_report(ctx, &report);
+                    }
+                }
+            }
+            Packet::PeerRdata(peer) => {
+                ctx.stats.rx.rdata.add(len);
+                if peer.repairer == own {
+                    ctx.stats.drops.count("own");
+                } else if peer.data.stream.source == own {
+                    // A receiver repaired our data: our own pending repair of it is redundant.
+                    self.source.handle_peer_rdata(ctx, &peer.data);
+                } else {
+                    self.receiver.handle_peer_rdata(ctx, peer);
                 }
             }
         }
@@ -305,7 +321,7 @@ fn count_transmit(stats: &mut Stats, payload: &[u8]) {
     let len = payload.len();
     let counter = match payload.get(1).copied().map(wire::PacketType::from_code) {
         Some(Some(wire::PacketType::Odata)) => &mut stats.tx.odata,
-        Some(Some(wire::PacketType::Rdata)) => &mut stats.tx.rdata,
+        Some(Some(wire::PacketType::Rdata | wire::PacketType::PeerRdata)) => &mut stats.tx.rdata,
         Some(Some(wire::PacketType::Nak)) => &mut stats.tx.nak,
         Some(Some(wire::PacketType::Ncf)) => &mut stats.tx.ncf,
         Some(Some(wire::PacketType::Spm)) => &mut stats.tx.spm,

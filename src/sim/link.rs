@@ -254,6 +254,8 @@ pub struct LinkStats {
     pub lost: u64,
     /// ODATA datagrams among `lost`: loss events the protocol has to repair.
     pub lost_odata: u64,
+    /// RDATA datagrams among `lost`: repairs that must be sent again.
+    pub lost_rdata: u64,
     /// Datagrams dropped because the queue was full.
     pub queue_drops: u64,
     /// Datagrams dropped for exceeding the MTU.
@@ -329,8 +331,10 @@ impl LinkState {
         }
         if self.loses(sent_at, packet) {
             self.stats.lost += 1;
-            if packet.kind == PacketKind::Odata {
-                self.stats.lost_odata += 1;
+            match packet.kind {
+                PacketKind::Odata => self.stats.lost_odata += 1,
+                PacketKind::Rdata => self.stats.lost_rdata += 1,
+                _ => {}
             }
             return Transit::Dropped("loss");
         }

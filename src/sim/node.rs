@@ -99,6 +99,7 @@ impl SessionMember {
     ) -> Result<SessionMember, ConfigError> {
         let mut settings = config.validate()?;
         settings.suppression = strategy.suppression();
+        settings.peer_repair |= strategy == Strategy::RmcastPeer;
         Ok(SessionMember {
             session: Session::new(settings, seed, now),
         })
@@ -122,13 +123,17 @@ pub enum Strategy {
     PgmLike,
     /// After NORM: truncated exponential over `4·RTT` for a group size fixed at 1000.
     NormLike,
+    /// [`Strategy::Rmcast`] with peer repair on: receivers answer NAKs from their caches and
+    /// every holder, the source included, waits the distance-scaled repair timer.
+    RmcastPeer,
 }
 
 impl Strategy {
     /// The strategies every table row compares.
     pub const COMPARED: [Strategy; 3] = [Strategy::Rmcast, Strategy::PgmLike, Strategy::NormLike];
 
-    /// The name used in tables: `rmcast`, `rmcast-static`, `srm`, `pgm-like`, `norm-like`.
+    /// The name used in tables: `rmcast`, `rmcast-static`, `srm`, `pgm-like`, `norm-like`,
+    /// `rmcast-peer`.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -137,12 +142,13 @@ impl Strategy {
             Strategy::Srm => "srm",
             Strategy::PgmLike => "pgm-like",
             Strategy::NormLike => "norm-like",
+            Strategy::RmcastPeer => "rmcast-peer",
         }
     }
 
     fn suppression(self) -> Suppression {
         let (strategy, adaptive, group_size) = match self {
-            Strategy::Rmcast => (BackoffStrategy::Scaled, true, None),
+            Strategy::Rmcast | Strategy::RmcastPeer => (BackoffStrategy::Scaled, true, None),
             Strategy::RmcastStatic => (
                 BackoffStrategy::Scaled,
                 false,
@@ -240,6 +246,13 @@ impl Member for SessionMember {
                 kind: PacketKind::Report,
                 stream,
                 seq: None,
+                message_start: None,
+            },
+            // A receiver's repair of the source's stream: a repair like the source's RDATA.
+            Packet::PeerRdata(peer) => Inspected {
+                kind: PacketKind::Rdata,
+                stream,
+                seq: Some(peer.data.seq.0),
                 message_start: None,
             },
         }

@@ -18,6 +18,10 @@
 //! (tree: the first of the root's ten; mixed: the far router; star, which has no subtree: the
 //! downlinks of the first tenth of the receivers).
 //!
+//! Strategies: every row compares [`Strategy::COMPARED`] (`rmcast`, `pgm-like`, `norm-like`);
+//! `rmcast-peer` ([`Strategy::RmcastPeer`], rmcast with peer repair on) is run on request
+//! (`--peer-repair` in the example), on the same networks and seeds.
+//!
 //! Invariant: a cell is a pure function of its key and seed count; every run also passes the
 //! simulator's oracles, and a run that breaks one marks the cell incomplete.
 

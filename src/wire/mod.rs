@@ -13,7 +13,7 @@
 //!   are written as 0 and ignored, so a decoded packet re-encodes canonically.
 //!
 //! Files: `header.rs` (common header, flags), `data.rs` (ODATA/RDATA), `nak.rs` (NAK, NCF),
-//! `session.rs` (SPM, REPORT), `seq.rs` ([`SeqNum`]), `tests.rs` (round-trip properties,
+//! `session.rs` (SPM, REPORT), `peer.rs` (PEER_RDATA), `seq.rs` ([`SeqNum`]), `tests.rs` (round-trip properties,
 //! per-error tests, golden samples in `tests/data/packets/`). Each file starts with the byte
 //! diagram of what it parses.
 //!
@@ -22,12 +22,14 @@
 mod data;
 mod header;
 mod nak;
+mod peer;
 mod seq;
 mod session;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use seq::SeqNum;
+pub(crate) use session::MAX_REPORT_ECHO_BYTES;
 
 use bytes::{BufMut, Bytes};
 
@@ -42,6 +44,10 @@ pub(crate) const MAX_RANGES: usize = 64;
 
 /// Most RTT echo entries one SPM may carry.
 pub(crate) const MAX_ECHOES: usize = 32;
+
+/// Most peer echo entries one REPORT may carry (a bounded share of each report, as SRM's
+/// session messages echo other members' timestamps).
+pub(crate) const MAX_REPORT_ECHOES: usize = 8;
 
 /// Packet type codes (the second byte of the common header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,6 +75,8 @@ pub(crate) enum PacketType {
     Redirect = 0x0a,
     /// Reserved: positive acknowledgement.
     Ack = 0x0b,
+    /// A repair sent by a receiver from its cache (peer repair) for another member's stream.
+    PeerRdata = 0x0d,
 }
 
 impl PacketType {
@@ -87,6 +95,7 @@ impl PacketType {
             0x09 => PacketType::Polr,
             0x0a => PacketType::Redirect,
             0x0b => PacketType::Ack,
+            0x0d => PacketType::PeerRdata,
             _ => return None,
         })
     }
@@ -94,7 +103,7 @@ impl PacketType {
     /// Whether this build implements the type (the rest are reserved codes).
     #[must_use]
     pub(crate) fn is_implemented(self) -> bool {
-        (self as u8) <= 0x06
+        (self as u8) <= 0x06 || self == PacketType::PeerRdata
     }
 }
 
@@ -124,6 +133,8 @@ pub(crate) enum Packet {
     Spm(Spm),
     /// A receiver's periodic report to a source: its position and timestamps for RTT.
     Report(Report),
+    /// A repair of another member's stream sent by a receiver that held the data.
+    PeerRdata(PeerRdata),
 }
 
 /// ODATA / RDATA body. A message larger than one datagram is split into fragments carried by
@@ -216,6 +227,24 @@ pub(crate) struct Spm {
     pub(crate) echoes: Vec<Echo>,
 }
 
+/// PEER_RDATA body: a receiver's repair of a source's packet from its cache. The header names
+/// the original source's stream, so receivers file it under that stream; the repairer and the
+/// answered NAK's timestamp (with the time the repairer held it) give the requester an RTT
+/// sample to the repairer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PeerRdata {
+    /// Member id of the receiver sending the repair.
+    pub(crate) repairer: u64,
+    /// Member id of the receiver whose NAK this answers.
+    pub(crate) requester: u64,
+    /// That NAK's `timestamp`, echoed for the requester's RTT to the repairer.
+    pub(crate) timestamp_echo: u32,
+    /// Microseconds between the repairer hearing the NAK and sending this repair.
+    pub(crate) hold_us: u32,
+    /// The repaired packet as the source sent it (`repair` is always `true`).
+    pub(crate) data: Data,
+}
+
 /// Receiver report body: sent periodically by each receiver for each source it hears.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Report {
@@ -232,6 +261,9 @@ pub(crate) struct Report {
     /// Next sequence number the reporter needs to deliver in order (everything before it is
     /// delivered or reported lost).
     pub(crate) delivered_until: SeqNum,
+    /// Other members' report timestamps, echoed with the time held, 0 to
+    /// [`MAX_REPORT_ECHOES`]: their RTT samples to the reporter (peer distances).
+    pub(crate) echoes: Vec<Echo>,
 }
 
 /// Why a datagram could not be decoded. [`WireError::reason`] is the key for drop counters.
@@ -282,6 +314,7 @@ impl Packet {
             Packet::Ncf(p) => p.stream,
             Packet::Spm(p) => p.stream,
             Packet::Report(p) => p.stream,
+            Packet::PeerRdata(p) => p.data.stream,
         }
     }
 
@@ -294,7 +327,8 @@ impl Packet {
                 Packet::Nak(p) => p.body_len(),
                 Packet::Ncf(p) => p.body_len(),
                 Packet::Spm(p) => p.body_len(),
-                Packet::Report(_) => Report::BODY_LEN,
+                Packet::Report(p) => p.body_len(),
+                Packet::PeerRdata(p) => p.body_len(),
             }
     }
 
@@ -308,20 +342,22 @@ impl Packet {
             Packet::Ncf(_) => PacketType::Ncf,
             Packet::Spm(_) => PacketType::Spm,
             Packet::Report(_) => PacketType::Report,
+            Packet::PeerRdata(_) => PacketType::PeerRdata,
         }
     }
 
     /// Appends the encoded packet to `buf`. Writes exactly [`Packet::encoded_len`] bytes.
     ///
     /// # Panics
-    /// If the packet breaks a documented limit (no ranges, more than [`MAX_RANGES`] or
-    /// [`MAX_ECHOES`], a range of count 0): such a packet is a bug in the caller, never input.
+    /// If the packet breaks a documented limit (no ranges, more than [`MAX_RANGES`],
+    /// [`MAX_ECHOES`] or [`MAX_REPORT_ECHOES`], a range of count 0): such a packet is a bug in the caller, never input.
     /// A [`Data`] whose `fragment_offset + payload.len()` exceeds `message_len` is not checked
     /// here; it is written as given and every receiver drops it as `Malformed`.
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
         let flags = match self {
             Packet::Data(p) => p.flags(),
             Packet::Ncf(p) => p.flags(),
+            Packet::PeerRdata(p) => p.data.flags(),
             Packet::Nak(_) | Packet::Spm(_) | Packet::Report(_) => 0,
         };
         header::encode(buf, self.packet_type(), flags, self.stream());
@@ -331,6 +367,7 @@ impl Packet {
             Packet::Ncf(p) => p.encode_body(buf),
             Packet::Spm(p) => p.encode_body(buf),
             Packet::Report(p) => p.encode_body(buf),
+            Packet::PeerRdata(p) => p.encode_body(buf),
         }
     }
 
@@ -358,6 +395,7 @@ pub(crate) fn decode(mut datagram: Bytes) -> Result<Packet, WireError> {
         PacketType::Ncf => Packet::Ncf(Ncf::decode_body(stream, flags, body)?),
         PacketType::Spm => Packet::Spm(Spm::decode_body(stream, body)?),
         PacketType::Report => Packet::Report(Report::decode_body(stream, body)?),
+        PacketType::PeerRdata => Packet::PeerRdata(PeerRdata::decode_body(stream, flags, body)?),
         // `header::decode` already rejected these as `ReservedType`; kept as an error, not a
         // panic, so a future edit of `is_implemented` cannot turn input into a crash.
         reserved @ (PacketType::Parity

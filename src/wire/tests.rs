@@ -124,13 +124,16 @@ fn ncf() -> impl Strategy<Value = Ncf> {
         )
 }
 
+fn echo() -> impl Strategy<Value = Echo> {
+    (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(member, timestamp, hold_us)| Echo {
+        member,
+        timestamp,
+        hold_us,
+    })
+}
+
 fn spm() -> impl Strategy<Value = Spm> {
-    let echo =
-        (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(member, timestamp, hold_us)| Echo {
-            member,
-            timestamp,
-            hold_us,
-        });
+    let echo = echo();
     (
         stream(),
         any::<u32>(),
@@ -157,9 +160,18 @@ fn report() -> impl Strategy<Value = Report> {
         any::<u32>(),
         any::<u32>(),
         seq(),
+        vec(echo(), 0..=MAX_REPORT_ECHOES),
     )
         .prop_map(
-            |(stream, reporter, timestamp, spm_timestamp_echo, spm_hold_us, delivered_until)| {
+            |(
+                stream,
+                reporter,
+                timestamp,
+                spm_timestamp_echo,
+                spm_hold_us,
+                delivered_until,
+                echoes,
+            )| {
                 Report {
                     stream,
                     reporter,
@@ -167,7 +179,30 @@ fn report() -> impl Strategy<Value = Report> {
                     spm_timestamp_echo,
                     spm_hold_us,
                     delivered_until,
+                    echoes,
                 }
+            },
+        )
+}
+
+fn peer_rdata() -> impl Strategy<Value = PeerRdata> {
+    (
+        data(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(data, repairer, requester, timestamp_echo, hold_us)| PeerRdata {
+                repairer,
+                requester,
+                timestamp_echo,
+                hold_us,
+                data: Data {
+                    repair: true,
+                    ..data
+                },
             },
         )
 }
@@ -179,13 +214,14 @@ fn packet() -> impl Strategy<Value = Packet> {
         ncf().prop_map(Packet::Ncf),
         spm().prop_map(Packet::Spm),
         report().prop_map(Packet::Report),
+        peer_rdata().prop_map(Packet::PeerRdata),
     ]
 }
 
 /// A valid 16-byte header for `code` followed by arbitrary bytes, so body parsers see input.
 fn header_prefixed() -> impl Strategy<Value = Vec<u8>> {
     (
-        1u8..=0x0c,
+        1u8..=0x0e,
         any::<u8>(),
         any::<[u8; 13]>(),
         vec(any::<u8>(), 0..300),
@@ -406,7 +442,8 @@ fn every_prefix_of_a_valid_packet_is_truncated() {
 
 #[test]
 fn trailing_bytes_are_a_length_mismatch() {
-    for name in ["nak", "ncf", "spm", "report"] {
+    // A REPORT's trailing bytes start an echo list: `report_echo_list_is_bounded_and_canonical`.
+    for name in ["nak", "ncf", "spm", "report_echoes"] {
         let mut bytes = bytes_of(name);
         bytes.push(0);
         assert_eq!(
@@ -722,6 +759,41 @@ pub(super) fn samples() -> Vec<(&'static str, Packet)> {
                 spm_timestamp_echo: 777_000,
                 spm_hold_us: 1_000,
                 delivered_until: SeqNum(41),
+                echoes: Vec::new(),
+            }),
+        ),
+        (
+            "report_echoes",
+            Packet::Report(Report {
+                stream: STREAM,
+                reporter: 0xfeed_face_cafe_beef,
+                timestamp: 124_000,
+                spm_timestamp_echo: 777_000,
+                spm_hold_us: 1_000,
+                delivered_until: SeqNum(41),
+                echoes: vec![Echo {
+                    member: 0x0bad_cafe_0000_0001,
+                    timestamp: 99_000,
+                    hold_us: 4_000,
+                }],
+            }),
+        ),
+        (
+            "peer_rdata",
+            Packet::PeerRdata(PeerRdata {
+                repairer: 0x0bad_cafe_0000_0001,
+                requester: 0xfeed_face_cafe_beef,
+                timestamp_echo: 123_456,
+                hold_us: 800,
+                data: Data {
+                    stream: STREAM,
+                    repair: true,
+                    seq: SeqNum(42),
+                    trail: SeqNum(10),
+                    message_len: 11,
+                    fragment_offset: 0,
+                    payload: Bytes::from_static(b"hello world"),
+                },
             }),
         ),
     ]
@@ -836,4 +908,81 @@ fn no_unexpected_sample_files() {
             "tests/data/packets/{name} has no sample in wire::tests"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Peer repair and report echoes
+
+#[test]
+fn peer_rdata_keeps_the_source_stream_and_the_data_rules() {
+    let Packet::PeerRdata(peer) = sample("peer_rdata") else {
+        unreachable!()
+    };
+    assert_eq!(peer.data.stream, STREAM, "filed under the original source");
+    assert!(peer.data.repair);
+    let bytes = bytes_of("peer_rdata");
+    assert_eq!(bytes[1], PacketType::PeerRdata as u8);
+    // Shorter than the repairer fields, or than the data fields after them: truncated.
+    for len in [HEADER_LEN, HEADER_LEN + 23, HEADER_LEN + 24 + 15] {
+        assert_eq!(
+            decode(Bytes::copy_from_slice(&bytes[..len])),
+            Err(WireError::Truncated),
+            "cut at {len}"
+        );
+    }
+    // The FIRST/LAST rule of the data applies to the flags of the peer repair too.
+    let mut flags = bytes.clone();
+    flags[2] &= !FLAG_LAST;
+    assert!(matches!(
+        decode(Bytes::from(flags)),
+        Err(WireError::Malformed(_))
+    ));
+}
+
+#[test]
+fn report_echo_list_is_bounded_and_canonical() {
+    let plain = bytes_of("report");
+    assert_eq!(
+        plain.len(),
+        HEADER_LEN + Report::BODY_LEN,
+        "no echoes: old form"
+    );
+    let with = bytes_of("report_echoes");
+    assert_eq!(with.len(), plain.len() + 4 + 16);
+    // A count word announcing no echoes is not canonical.
+    let mut empty = plain.clone();
+    empty.extend_from_slice(&[0, 0, 0, 0]);
+    assert!(matches!(
+        decode(Bytes::from(empty)),
+        Err(WireError::Malformed(_))
+    ));
+    // More than MAX_REPORT_ECHOES is refused before anything is allocated.
+    let mut many = plain.clone();
+    many.extend_from_slice(&[(MAX_REPORT_ECHOES + 1) as u8, 0, 0, 0]);
+    many.extend(std::iter::repeat_n(0u8, 16 * (MAX_REPORT_ECHOES + 1)));
+    assert!(matches!(
+        decode(Bytes::from(many)),
+        Err(WireError::Malformed(_))
+    ));
+    // A count that disagrees with the bytes present.
+    let mut short = with.clone();
+    short.truncate(with.len() - 1);
+    assert_eq!(decode(Bytes::from(short)), Err(WireError::Truncated));
+    let mut long = with;
+    long.push(0);
+    assert_eq!(decode(Bytes::from(long)), Err(WireError::LengthMismatch));
+    // Three stray bytes after the fixed part cannot hold a count word.
+    let mut stray = plain;
+    stray.extend_from_slice(&[1, 0, 0]);
+    assert_eq!(decode(Bytes::from(stray)), Err(WireError::Truncated));
+}
+
+#[test]
+#[should_panic(expected = "echoes")]
+fn encoding_too_many_report_echoes_panics() {
+    let Packet::Report(mut report) = sample("report_echoes") else {
+        unreachable!()
+    };
+    report.echoes = vec![report.echoes[0]; MAX_REPORT_ECHOES + 1];
+    let _ = Packet::Report(report).to_bytes();
 }

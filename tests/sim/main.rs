@@ -4,11 +4,13 @@
 //! (`RMCAST_SIM_SEED=<n> cargo test --features sim --test sim <test>`). `RMCAST_SIM_RUNS=<n>`
 //! changes the number of seeds per test; the defaults add up to more than 1,000 runs.
 
+mod aggregation;
 mod burst_loss;
 mod determinism;
 mod independent_loss;
 mod many_receivers;
 mod no_loss;
+mod peer_repair;
 mod quiet_source;
 mod reorder_dup;
 mod session_budget;

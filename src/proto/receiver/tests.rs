@@ -959,6 +959,7 @@ fn foreign_reports_size_the_group_after_the_first_report_round() {
         spm_timestamp_echo: 0,
         spm_hold_us: 0,
         delivered_until: SeqNum(0),
+        echoes: Vec::new(),
     };
     let group_size = |h: &Harness| h.rx.peers[&SRC].naks.group_size();
     for reporter in 1..=9u64 {
@@ -1214,5 +1215,157 @@ mod chaos_property {
             prop_assert!(h.rx.peers.is_empty());
             prop_assert_eq!(h.rx.next_deadline(), None);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peer repair
+
+const REPAIRER: u64 = 0xCCCC;
+
+impl Harness {
+    fn peer_repairs(&self) -> Vec<(Instant, PeerRdata)> {
+        self.sent
+            .iter()
+            .filter_map(|(at, packet)| match packet {
+                Packet::PeerRdata(peer) => Some((*at, peer.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn peer_rdata(&mut self, stream: StreamId, seq: u32, requester: u64, echo: u32, hold_us: u32) {
+        let peer = PeerRdata {
+            repairer: REPAIRER,
+            requester,
+            timestamp_echo: echo,
+            hold_us,
+            data: single(stream, seq, 1, true),
+        };
+        self.run(|rx, ctx| rx.handle_peer_rdata(ctx, peer));
+    }
+
+    fn heard_report(&mut self, reporter: u64, timestamp: u32, echoes: Vec<Echo>) {
+        let report = Report {
+            stream: STREAM,
+            reporter,
+            timestamp,
+            spm_timestamp_echo: 0,
+            spm_hold_us: 0,
+            delivered_until: SeqNum(1),
+            echoes,
+        };
+        self.run(|rx, ctx| rx.handle_report_heard(ctx, &report));
+    }
+}
+
+#[test]
+fn a_cached_packet_answers_a_foreign_nak_after_the_repair_timer() {
+    let mut h = Harness::with(|s| s.peer_repair = true);
+    for seq in 1..=5 {
+        h.data(seq, 1);
+    }
+    // No distance to OTHER yet: the repair is left to the source.
+    h.foreign_nak(&[(3, 1), (9, 1)]);
+    h.advance(50 * MS);
+    assert!(h.peer_repairs().is_empty());
+    // OTHER 1 ms away, the source 5 ms (initial RTT 10 ms): surely faster, so this receiver
+    // answers, after D1..D1+D2 = 2..4 distances times the starting factor 2.
+    let nak_at = h.now;
+    h.rx.distances.sample(h.now, OTHER, 2 * MS);
+    h.foreign_nak(&[(3, 1), (9, 1)]);
+    h.advance(3 * MS);
+    assert!(h.peer_repairs().is_empty());
+    h.advance(6 * MS);
+    let repairs = h.peer_repairs();
+    assert_eq!(repairs.len(), 1, "only the cached packet 3: {repairs:?}");
+    let (at, peer) = &repairs[0];
+    let waited = *at - nak_at;
+    assert!((4 * MS..=8 * MS).contains(&waited), "{waited:?}");
+    assert_eq!((peer.repairer, peer.requester), (ME, OTHER));
+    assert_eq!(peer.timestamp_echo, 1, "the NAK's timestamp");
+    assert_eq!(u128::from(peer.hold_us), waited.as_micros());
+    assert_eq!(peer.data, single(STREAM, 3, 1, true));
+    assert_eq!(h.stats.recovery.peer_repairs_sent, 1);
+    // The same NAK again, within the hold-down: not answered twice.
+    h.foreign_nak(&[(3, 1)]);
+    h.advance(30 * MS);
+    assert_eq!(h.peer_repairs().len(), 1);
+}
+
+#[test]
+fn the_sources_ncf_defers_and_a_heard_repair_suppresses_a_peer_repair() {
+    let mut h = Harness::with(|s| s.peer_repair = true);
+    for seq in 1..=5 {
+        h.data(seq, 1);
+    }
+    h.rx.distances.sample(h.now, OTHER, 2 * MS);
+    h.foreign_nak(&[(3, 2)]);
+    h.ncf(OTHER, 1, false, 1, &[(3, 1)]);
+    h.rdata(4, 1);
+    h.advance(50 * MS);
+    assert!(h.peer_repairs().is_empty());
+    assert_eq!(h.stats.recovery.repairs_deferred, 1);
+    assert_eq!(h.stats.recovery.repairs_suppressed, 1);
+}
+
+#[test]
+fn a_peer_repair_fills_a_gap_measures_the_repairer_and_starts_no_stream() {
+    let mut h = Harness::with(|s| s.peer_repair = true);
+    let unknown = StreamId {
+        source: 0x7777,
+        instance: 1,
+    };
+    h.peer_rdata(unknown, 1, ME, 0, 0);
+    assert!(h.take_events().is_empty(), "a peer's copy starts no stream");
+    assert_eq!(h.stats.drops.out_of_window, 1);
+    h.data(1, 1);
+    h.data(3, 1);
+    h.advance(60 * MS);
+    let nak = h.naks().pop().expect("the gap is NAKed");
+    assert_eq!(nak_ranges(&nak), vec![(2, 1)]);
+    h.take_events();
+    // The repair comes back 5 ms after the NAK left, the repairer having held it 1 ms.
+    let nak_at = h.base + Duration::from_micros(u64::from(nak.timestamp));
+    assert!(nak_at <= h.now);
+    h.now = nak_at.max(h.now) + 5 * MS;
+    let since = h.now - nak_at;
+    let heard_source = h.rx.peers[&SRC].last_heard;
+    h.peer_rdata(STREAM, 2, ME, nak.timestamp, 1_000);
+    assert_eq!(h.take_events(), vec![msg(2), msg(3)]);
+    assert_eq!(
+        h.rx.peers[&SRC].last_heard, heard_source,
+        "a peer's copy does not prove the source alive"
+    );
+    assert_eq!(
+        h.rx.distances.distance(REPAIRER),
+        Some((since - MS) / 2),
+        "half of the round trip less the hold"
+    );
+}
+
+#[test]
+fn reports_echo_other_members_reports_only_with_peer_repair() {
+    for peer_repair in [false, true] {
+        let mut h = Harness::with(|s| s.peer_repair = peer_repair);
+        h.data(1, 1);
+        h.heard_report(42, 777, Vec::new());
+        h.advance(3 * MS);
+        h.advance(Duration::from_secs(2));
+        let reports = h.reports();
+        let echoed: Vec<Echo> = reports.iter().flat_map(|(_, r)| r.echoes.clone()).collect();
+        if peer_repair {
+            assert_eq!(echoed.len(), 1, "echoed once: {reports:?}");
+            assert_eq!((echoed[0].member, echoed[0].timestamp), (42, 777));
+            let (at, _) = reports.iter().find(|(_, r)| !r.echoes.is_empty()).unwrap();
+            assert_eq!(u128::from(echoed[0].hold_us), (*at - h.base).as_micros());
+        } else {
+            assert!(echoed.is_empty());
+            assert!(h.rx.distances.distance(42).is_none());
+        }
+        // Peer repair off: a foreign NAK is never answered.
+        h.foreign_nak(&[(1, 1)]);
+        h.advance(100 * MS);
+        assert!(h.peer_repairs().is_empty() || peer_repair);
     }
 }

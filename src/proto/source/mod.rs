@@ -8,6 +8,8 @@
 //!   held);
 //! - [`heartbeat`]: when SPMs are due and the RTT echoes they carry;
 //! - [`repair`]: NAK classification, NCFs and the RDATA queue;
+//! - [`repair_timing`]: when each RDATA is due (at once, after an aggregation window, or after
+//!   the repair timer with peer repair) and what other members' repairs teach;
 //! - [`rtt`]: the group RTT from receiver reports, which stretches the repair linger.
 //!
 //! Transmit order: NCFs (small, unpaced: delaying them delays every receiver's suppression),
@@ -39,12 +41,14 @@ mod fragment;
 mod heartbeat;
 mod pacer;
 mod repair;
+mod repair_timing;
 mod rtt;
 mod window;
 
 use super::Context;
 use crate::config::Settings;
 use crate::error::SendError;
+use crate::proto::repair_timer::RepairTimer;
 use crate::wire::{Data, HEADER_LEN, Nak, Packet, Report, SeqNum, SeqRange, Spm, StreamId};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -72,6 +76,7 @@ pub(crate) struct SourceState {
     heartbeat: heartbeat::Heartbeat,
     rtt: rtt::GroupRtt,
     repairs: repair::RepairQueue,
+    timing: repair_timing::RepairTiming,
     ncfs: VecDeque<Bytes>,
 }
 
@@ -118,6 +123,18 @@ impl SourceState {
                 settings.report_interval,
             ),
             repairs: repair::RepairQueue::default(),
+            timing: repair_timing::RepairTiming::new(
+                repair_timing::RepairMode::of(settings.suppression.strategy, settings.peer_repair),
+                RepairTimer::new(
+                    settings.repair_d1,
+                    settings.repair_d2,
+                    settings.suppression.adaptive,
+                )
+                .with_bounds(
+                    crate::proto::repair_timer::SOURCE_MIN_REPAIR_FACTOR,
+                    crate::proto::repair_timer::SOURCE_MAX_REPAIR_FACTOR,
+                ),
+            ),
             ncfs: VecDeque::new(),
         }
     }
@@ -171,7 +188,16 @@ impl SourceState {
             ctx.stats.drops.count("out_of_window");
         }
         let linger = self.linger();
+        let rtt = self
+            .rtt
+            .member(nak.requester)
+            .unwrap_or_else(|| self.group_rtt());
+        let due = ctx
+            .now
+            .checked_add(self.timing.delay(ctx.rng, rtt, ctx.now))
+            .unwrap_or(ctx.now);
         let mut lingered = false;
+        let mut aggregated = false;
         let mut confirmed = Vec::with_capacity(split.held.len());
         for &(offset, count) in &split.held {
             let first = trail_index + offset;
@@ -180,6 +206,7 @@ impl SourceState {
                     continue;
                 };
                 if entry.repair_queued {
+                    aggregated = true;
                     continue;
                 }
                 let just_repaired = entry
@@ -189,7 +216,7 @@ impl SourceState {
                     lingered = true;
                 } else {
                     entry.repair_queued = true;
-                    self.repairs.schedule(index);
+                    self.repairs.schedule(index, due);
                 }
             }
             // Lingering packets are confirmed too: their RDATA crossed this NAK in flight.
@@ -203,6 +230,9 @@ impl SourceState {
         }
         if lingered {
             ctx.stats.recovery.naks_ignored_linger += 1;
+        }
+        if aggregated {
+            ctx.stats.recovery.naks_aggregated += 1;
         }
         if !confirmed.is_empty() {
             let template =
@@ -254,7 +284,8 @@ impl SourceState {
             return true;
         }
         let spm_due = self.heartbeat.is_due(now);
-        if self.repairs.is_empty() && !spm_due && self.queue.is_empty() {
+        let repair_due = self.repairs.next_due().is_some_and(|due| due <= now);
+        if !repair_due && !spm_due && self.queue.is_empty() {
             return false;
         }
         if !self.pacer.is_ready(now) {
@@ -285,13 +316,16 @@ impl SourceState {
 
     /// Earliest instant with work (a timer or the pacer allowing the next datagram).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let paced_work = !self.repairs.is_empty() || !self.queue.is_empty();
-        let pacer = paced_work.then(|| self.pacer.ready_at());
+        let pacer = (!self.queue.is_empty()).then(|| self.pacer.ready_at());
         let spm = self
             .heartbeat
             .due()
             .map(|due| due.max(self.pacer.ready_at()));
-        [pacer, spm, self.window.next_expiry()]
+        let repair = self
+            .repairs
+            .next_due()
+            .map(|due| due.max(self.pacer.ready_at()));
+        [pacer, spm, repair, self.window.next_expiry()]
             .into_iter()
             .flatten()
             .min()
@@ -301,20 +335,53 @@ impl SourceState {
     /// stretched to the group RTT (NAKs sent before the repair arrived take up to one RTT), or
     /// to the initial RTT before any is measured.
     fn linger(&self) -> Duration {
-        let group = match self.rtt.group() {
-            // Before any receiver's RTT is measured, the RTT every receiver assumes: with the
-            // 2 ms floor alone, duplicate NAKs of the first losses (fired up to one distance
-            // apart, arriving up to an RTT after the repair) each drew another repair — 1.22
-            // repairs per loss at 1,000 receivers instead of 1.00.
+        self.repair_linger.max(self.group_rtt().min(MAX_RTT_LINGER))
+    }
+
+    /// The group RTT, or before any is measured the RTT every receiver assumes: with the 2 ms
+    /// linger floor alone, duplicate NAKs of the first losses (fired up to one distance apart,
+    /// arriving up to an RTT after the repair) each drew another repair — 1.22 repairs per
+    /// loss at 1,000 receivers instead of 1.00.
+    fn group_rtt(&self) -> Duration {
+        match self.rtt.group() {
             Duration::ZERO => self.initial_rtt,
             measured => measured,
+        }
+    }
+
+    /// A receiver's repair (PEER_RDATA) of this member's stream: a pending RDATA of the same
+    /// packet is cancelled (repair suppression), one sent just before is a duplicate to learn
+    /// from, and NAKs that crossed the peer's repair are ignored for a linger as if the source
+    /// had repaired.
+    pub(crate) fn handle_peer_rdata(&mut self, ctx: &mut Context<'_>, data: &Data) {
+        if data.stream != self.stream {
+            ctx.stats.drops.count("out_of_window");
+            return;
+        }
+        let asked = [SeqRange {
+            first: data.seq,
+            count: 1,
+        }];
+        let split = repair::split_ranges(&asked, self.window.trail(), self.window.len());
+        let Some(&(offset, _)) = split.held.first() else {
+            return;
         };
-        self.repair_linger.max(group.min(MAX_RTT_LINGER))
+        let index = self.window.trail_index() + offset;
+        if self.repairs.cancel(index) {
+            ctx.stats.recovery.repairs_suppressed += 1;
+        }
+        // A duplicate if this source's RDATA of it went already; in any case, receivers repair.
+        self.timing.on_peer_repair(index, ctx.now);
+        if let Some(entry) = self.window.get_mut(index) {
+            entry.repair_queued = false;
+            entry.repaired_at = Some(ctx.now);
+        }
     }
 
     fn next_rdata(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
         let trail = self.window.trail();
-        while let Some(index) = self.repairs.pop() {
+        let hold_until = ctx.now.checked_add(self.linger()).unwrap_or(ctx.now);
+        while let Some(index) = self.repairs.pop_due(ctx.now) {
             let seq = self.window.seq_of(index);
             let Some(entry) = self.window.get_mut(index) else {
                 // Evicted since it was queued; a new NAK will get a `gone` NCF.
@@ -322,6 +389,7 @@ impl SourceState {
             };
             entry.repaired_at = Some(ctx.now);
             entry.repair_queued = false;
+            self.timing.on_sent(index, ctx.now, hold_until);
             let data = Data {
                 stream: self.stream,
                 repair: true,

@@ -9,13 +9,20 @@
 //! hold-off). A NAK for data older than the trail gets an NCF marked `gone`, so the receiver
 //! reports the loss at once instead of retrying until its NAK retries run out.
 //!
+//! Each queued packet is due at a time the caller chose: at once for the PGM- and NORM-like
+//! baselines, after a short RTT-scaled aggregation window for rmcast (NAKs arriving meanwhile
+//! are merged into the one RDATA), or after the distance-scaled repair timer when peer repair
+//! is on (a receiver's repair heard meanwhile cancels it).
+//!
 //! Invariants: the RDATA queue holds window indices only (never more entries than the window
 //! holds packets; ranges are clipped to the window before anything is queued), each at most
-//! once; at most [`MAX_PENDING_NCFS`] encoded NCFs wait.
+//! once, and `due` holds exactly one entry per queued index; at most [`MAX_PENDING_NCFS`]
+//! encoded NCFs wait.
 
 use crate::wire::{MAX_RANGES, Ncf, Packet, SeqNum, SeqRange, StreamId};
 use bytes::Bytes;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
 
 /// Most NCFs waiting to be sent. NCFs leave on the next `poll_transmit`, so this only fills
 /// under a NAK flood between two drains; beyond it NCFs are dropped (the requesters repeat
@@ -126,37 +133,69 @@ pub(super) fn ncf_template(
     }
 }
 
-/// Window indices waiting to go out as RDATA, lowest (oldest) first.
+/// Window indices waiting to go out as RDATA, each with the time it is due; among those due,
+/// the earliest deadline (then the lowest index) goes first.
 #[derive(Debug, Default)]
 pub(super) struct RepairQueue {
-    indices: BTreeSet<u64>,
+    indices: BTreeMap<u64, Instant>,
+    due: BTreeSet<(Instant, u64)>,
 }
 
 impl RepairQueue {
-    /// Queues `index` unless already queued. Returns whether it was new.
-    pub(super) fn schedule(&mut self, index: u64) -> bool {
-        self.indices.insert(index)
+    /// Queues `index`, due at `due`, unless already queued. Returns whether it was new.
+    pub(super) fn schedule(&mut self, index: u64, due: Instant) -> bool {
+        if self.indices.contains_key(&index) {
+            return false;
+        }
+        self.indices.insert(index, due);
+        self.due.insert((due, index));
+        true
     }
 
     /// Whether `index` is waiting.
     #[cfg(test)]
     pub(super) fn contains(&self, index: u64) -> bool {
-        self.indices.contains(&index)
+        self.indices.contains_key(&index)
     }
 
-    /// The oldest waiting index.
-    pub(super) fn pop(&mut self) -> Option<u64> {
-        self.indices.pop_first()
+    /// Drops `index` if it waits (another member repaired it). Returns whether it did.
+    pub(super) fn cancel(&mut self, index: u64) -> bool {
+        match self.indices.remove(&index) {
+            Some(due) => {
+                self.due.remove(&(due, index));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next index due at or before `now`.
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<u64> {
+        let &(due, index) = self.due.first()?;
+        if due > now {
+            return None;
+        }
+        self.due.pop_first();
+        self.indices.remove(&index);
+        Some(index)
+    }
+
+    /// When the next index is due.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.due.first().map(|&(due, _)| due)
     }
 
     /// Forgets indices below `trail_index` (evicted from the window).
     pub(super) fn forget_below(&mut self, trail_index: u64) {
         if self
             .indices
-            .first()
-            .is_some_and(|&first| first < trail_index)
+            .first_key_value()
+            .is_some_and(|(&first, _)| first < trail_index)
         {
-            self.indices = self.indices.split_off(&trail_index);
+            let kept = self.indices.split_off(&trail_index);
+            for (index, due) in std::mem::replace(&mut self.indices, kept) {
+                self.due.remove(&(due, index));
+            }
         }
     }
 
@@ -254,17 +293,28 @@ mod tests {
 
     #[test]
     fn repair_queue_dedups_orders_and_forgets() {
+        let t0 = super::super::test_support::base_instant();
+        let ms = std::time::Duration::from_millis(1);
         let mut queue = RepairQueue::default();
-        assert!(queue.schedule(7));
-        assert!(queue.schedule(3));
-        assert!(!queue.schedule(7));
-        assert!(queue.schedule(9));
-        assert_eq!(queue.len(), 3);
+        assert!(queue.schedule(7, t0));
+        assert!(queue.schedule(3, t0));
+        assert!(
+            !queue.schedule(7, t0 + ms),
+            "already queued: keeps its time"
+        );
+        assert!(queue.schedule(9, t0));
+        assert!(queue.schedule(8, t0 + 5 * ms));
+        assert_eq!(queue.len(), 4);
         queue.forget_below(4);
         assert!(!queue.contains(3));
-        assert_eq!(queue.pop(), Some(7));
-        assert_eq!(queue.pop(), Some(9));
-        assert_eq!(queue.pop(), None);
+        assert_eq!(queue.next_due(), Some(t0));
+        assert_eq!(queue.pop_due(t0), Some(7));
+        assert_eq!(queue.pop_due(t0), Some(9));
+        assert_eq!(queue.pop_due(t0), None, "8 is not due yet");
+        assert!(queue.cancel(8));
+        assert!(!queue.cancel(8));
+        assert_eq!(queue.pop_due(t0 + 10 * ms), None);
         assert!(queue.is_empty());
+        assert_eq!(queue.next_due(), None);
     }
 }

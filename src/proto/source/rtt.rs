@@ -57,6 +57,11 @@ impl GroupRtt {
         self.group
     }
 
+    /// The smoothed RTT to `member`, if it was measured and is still tracked.
+    pub(super) fn member(&self, member: u64) -> Option<Duration> {
+        self.members.get(&member).map(|known| known.smoothed)
+    }
+
     /// Receivers tracked.
     #[cfg(test)]
     pub(super) fn members(&self) -> usize {

@@ -99,6 +99,17 @@ impl Harness {
         self.with(|s, ctx| s.handle_nak(ctx, nak));
     }
 
+    /// Everything transmittable now, then — after moving the clock to the end of the repairs'
+    /// aggregation window — the repairs (and anything else due by then).
+    fn drain_repairs(&mut self) -> Vec<Packet> {
+        let mut out = self.drain();
+        if let Some(due) = self.source.repairs.next_due() {
+            self.set_time(due.max(self.now));
+            out.extend(self.drain());
+        }
+        out
+    }
+
     fn report(&mut self, report: &Report) {
         self.with(|s, ctx| s.handle_report(ctx, report));
     }
@@ -482,6 +493,7 @@ fn no_spm_before_first_send() {
         spm_timestamp_echo: 0,
         spm_hold_us: 0,
         delivered_until: FIRST,
+        echoes: Vec::new(),
     });
     h.advance(Duration::from_secs(10));
     assert!(h.drain().is_empty());
@@ -575,13 +587,24 @@ fn nak_gets_immediate_ncf_before_pending_odata_then_rdata_for_exactly_the_asked(
     assert_eq!(n.ranges, nak.ranges);
     assert_eq!(h.stats.recovery.naks_received, 1);
     assert_eq!(h.stats.recovery.ncfs_sent, 1);
-    // Next: the four RDATA, in seq order, before any further ODATA.
+    // Next: after the aggregation window (1/16 of the 10 ms initial RTT), the four RDATA in
+    // seq order, one after the other, before the ODATA still waiting.
+    let nak_at = h.now - h.t0;
     let out: Vec<(Duration, Packet)> = h
         .run_until(h.now + 10 * MS)
         .into_iter()
         .filter(|(_, p)| !matches!(p, Packet::Spm(_)))
         .collect();
-    let repairs: Vec<&Data> = out.iter().map(|(_, p)| data(p)).take(5).collect();
+    let first_repair = out
+        .iter()
+        .position(|(_, p)| data(p).repair)
+        .expect("repairs sent");
+    assert!(out[first_repair].0 >= nak_at + Duration::from_micros(625));
+    let repairs: Vec<&Data> = out[first_repair..]
+        .iter()
+        .map(|(_, p)| data(p))
+        .take(5)
+        .collect();
     assert!(repairs[..4].iter().all(|d| d.repair));
     assert!(!repairs[4].repair);
     let repaired: Vec<u32> = repairs[..4].iter().map(|d| d.seq.0).collect();
@@ -616,7 +639,7 @@ fn duplicate_nak_within_linger_is_confirmed_but_not_repaired() {
     h.drain();
     let nak = h.nak_for(&[(FIRST.add(2).0, 2)]);
     h.nak(&nak);
-    let first = h.drain();
+    let first = h.drain_repairs();
     assert_eq!(first.len(), 3, "NCF + 2 RDATA: {first:?}");
     // The same NAK twice while the RDATA is still queued (dedup), then within the linger.
     h.nak(&nak);
@@ -636,7 +659,7 @@ fn duplicate_nak_within_linger_is_confirmed_but_not_repaired() {
     assert_eq!(h.stats.recovery.naks_ignored_linger, 3);
     h.advance(MS);
     h.nak(&nak);
-    let after = without_spm(h.drain());
+    let after = without_spm(h.drain_repairs());
     assert_eq!(after.len(), 3, "linger over: repaired again");
     assert_eq!(seqs(&after[1..]), vec![FIRST.add(2).0, FIRST.add(3).0]);
     assert_eq!(h.stats.recovery.repairs_sent, 4);
@@ -657,7 +680,7 @@ fn before_any_report_the_linger_covers_the_initial_rtt() {
     h.drain();
     let nak = h.nak_for(&[(FIRST.add(1).0, 1)]);
     h.nak(&nak);
-    assert_eq!(without_spm(h.drain()).len(), 2, "NCF + RDATA");
+    assert_eq!(without_spm(h.drain_repairs()).len(), 2, "NCF + RDATA");
     // 9 ms later a duplicate (fired before the repair reached its sender) is still ignored.
     h.advance(9 * MS);
     h.nak(&nak);
@@ -665,7 +688,7 @@ fn before_any_report_the_linger_covers_the_initial_rtt() {
     h.advance(2 * MS);
     h.nak(&nak);
     assert_eq!(
-        without_spm(h.drain()).len(),
+        without_spm(h.drain_repairs()).len(),
         2,
         "linger over: repaired again"
     );
@@ -704,7 +727,7 @@ fn nak_below_trail_gets_gone_ncf() {
     h.drain();
     // Window holds FIRST+6 ..= FIRST+9. Ask 4..=7: 4, 5 gone; 6, 7 held.
     h.nak(&h.nak_for(&[(FIRST.add(4).0, 4)]));
-    let out = h.drain();
+    let out = h.drain_repairs();
     assert_eq!(out.len(), 4, "NCF, gone NCF, 2 RDATA: {out:?}");
     let held = ncf(&out[0]);
     assert!(!held.gone);
@@ -762,7 +785,7 @@ fn huge_nak_range_is_clipped_to_the_window() {
     }
     h.drain();
     h.nak(&h.nak_for(&[(FIRST.0, u16::MAX)]));
-    let out = h.drain();
+    let out = h.drain_repairs();
     assert_eq!(out.len(), 4);
     assert_eq!(
         ncf(&out[0]).ranges,
@@ -784,7 +807,7 @@ fn many_ranges_split_into_several_ncfs() {
     // 70 single-packet ranges (more than a decoded NAK can carry; the source copes anyway).
     let ranges: Vec<(u32, u16)> = (0..70u32).map(|i| (FIRST.add(2 * i).0, 1)).collect();
     h.nak(&h.nak_for(&ranges));
-    let out = h.drain();
+    let out = h.drain_repairs();
     let ncfs: Vec<&Ncf> = out
         .iter()
         .filter_map(|p| match p {
@@ -844,6 +867,7 @@ fn report_is_echoed_in_next_spm_with_hold() {
         spm_timestamp_echo: last_spm_ts,
         spm_hold_us: 3000,
         delivered_until: FIRST.add(1),
+        echoes: Vec::new(),
     });
     assert_eq!(h.source.next_deadline(), Some(h.t0 + 72 * MS));
     let out = h.run_until(h.t0 + 73 * MS);
@@ -882,12 +906,13 @@ fn group_rtt_stretches_the_linger() {
         spm_timestamp_echo: spm_ts,
         spm_hold_us: 0,
         delivered_until: FIRST,
+        echoes: Vec::new(),
     });
     assert_eq!(h.source.linger(), 20 * MS);
     let nak = h.nak_for(&[(FIRST.0, 1)]);
     h.nak(&nak);
     assert_eq!(
-        h.drain()
+        h.drain_repairs()
             .iter()
             .filter(|p| matches!(p, Packet::Data(_)))
             .count(),
@@ -904,7 +929,7 @@ fn group_rtt_stretches_the_linger() {
     h.advance(10 * MS);
     h.nak(&nak);
     assert_eq!(
-        h.drain()
+        h.drain_repairs()
             .iter()
             .filter(|p| matches!(p, Packet::Data(_)))
             .count(),
@@ -1160,6 +1185,7 @@ mod model {
                         spm_timestamp_echo: echo,
                         spm_hold_us: *hold,
                         delivered_until: FIRST,
+                        echoes: Vec::new(),
                     });
                 }
                 Op::Drain => drain_checked(&mut h, &mut seen, knobs),
@@ -1197,4 +1223,92 @@ mod model {
             run(&knobs, &ops);
         }
     }
+}
+
+/// The aggregation window: NAKs of one loss arriving nearly together (from two requesters,
+/// 200 µs apart) are each confirmed at once, and answered by one RDATA after the window — the
+/// second merged into the queued repair, not ignored by the linger afterwards.
+#[test]
+fn near_simultaneous_naks_are_aggregated_into_one_rdata() {
+    let mut h = Harness::unpaced();
+    for _ in 0..3 {
+        h.send_len(1);
+    }
+    h.drain();
+    let nak_at = h.now;
+    let first = h.nak_for(&[(FIRST.add(1).0, 1)]);
+    h.nak(&first);
+    assert_eq!(without_spm(h.drain()).len(), 1, "the NCF goes at once");
+    h.advance(Duration::from_micros(200));
+    let second = Nak {
+        requester: 100,
+        ..first
+    };
+    h.nak(&second);
+    assert_eq!(
+        without_spm(h.drain()).len(),
+        1,
+        "NCF; the RDATA still waits"
+    );
+    let out = h.run_until(h.now + 20 * MS);
+    let repairs: Vec<&(Duration, Packet)> = out
+        .iter()
+        .filter(|(_, p)| matches!(p, Packet::Data(d) if d.repair))
+        .collect();
+    assert_eq!(repairs.len(), 1);
+    // 1/16 of the initial 10 ms RTT after the first NAK.
+    assert_eq!(repairs[0].0, nak_at - h.t0 + Duration::from_micros(625));
+    assert_eq!(h.stats.recovery.repairs_sent, 1);
+    assert_eq!(h.stats.recovery.naks_ignored_linger, 0);
+    assert_eq!(h.stats.recovery.naks_aggregated, 1);
+}
+
+/// With peer repair on, the source waits its repair timer once receivers are seen repairing;
+/// a receiver's repair heard meanwhile cancels its RDATA, and NAKs that crossed the peer's
+/// repair are only confirmed.
+#[test]
+fn a_peer_repair_heard_in_time_cancels_the_sources_rdata() {
+    let mut h = Harness::new(Settings {
+        rate_limit_bps: None,
+        peer_repair: true,
+        ..Settings::default()
+    });
+    for _ in 0..3 {
+        h.send_len(1);
+    }
+    let sent = h.drain();
+    // No receiver has repaired anything yet: only the aggregation window (1/16 of 10 ms).
+    h.nak(&h.nak_for(&[(FIRST.add(2).0, 1)]));
+    let due = h.source.repairs.next_due().expect("RDATA scheduled");
+    assert_eq!(due, h.now + Duration::from_micros(625));
+    assert_eq!(without_spm(h.drain_repairs()).len(), 2, "NCF, RDATA");
+    // A receiver's repair heard (of packet 0, not asked for): receivers repair here.
+    let peer_zero = Data {
+        repair: true,
+        ..data(&sent[0]).clone()
+    };
+    h.with(|s, ctx| s.handle_peer_rdata(ctx, &peer_zero));
+    let nak = h.nak_for(&[(FIRST.add(1).0, 1)]);
+    h.nak(&nak);
+    assert_eq!(without_spm(h.drain()).len(), 1, "NCF only");
+    // Now the source's repair timer, which starts at half of D1..D1+D2 = 2..4 distances of
+    // 5 ms (initial RTT 10 ms).
+    let due = h.source.repairs.next_due().expect("RDATA scheduled");
+    assert!((h.now + 5 * MS..=h.now + 10 * MS).contains(&due));
+    h.advance(4 * MS);
+    let peer_copy = Data {
+        repair: true,
+        ..data(&sent[1]).clone()
+    };
+    h.with(|s, ctx| s.handle_peer_rdata(ctx, &peer_copy));
+    assert_eq!(h.stats.recovery.repairs_suppressed, 1);
+    h.nak(&nak);
+    let out = without_spm(h.drain());
+    assert_eq!(out.len(), 1, "confirmed, not repaired: {out:?}");
+    assert!(
+        h.run_until(h.now + 50 * MS)
+            .iter()
+            .all(|(_, p)| !matches!(p, Packet::Data(d) if d.repair))
+    );
+    assert_eq!(h.stats.recovery.repairs_sent, 1, "only packet 2's");
 }
