@@ -13,8 +13,8 @@
 use bytes::Bytes;
 
 use crate::wire::{
-    self, Data, Echo, MAX_ECHOES, MAX_RANGES, Nak, Ncf, Packet, Report, SeqNum, SeqRange, Spm,
-    StreamId,
+    self, Data, Echo, MAX_ECHOES, MAX_RANGES, Nak, Ncf, Packet, Parity, ParityNak, Report, SeqNum,
+    SeqRange, Spm, StreamId,
 };
 
 /// Decodes arbitrary bytes; on success checks the re-encoding invariants.
@@ -113,7 +113,7 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
         source: input.u64(),
         instance: input.u32(),
     };
-    match kind % 6 {
+    match kind % 8 {
         0 | 1 => {
             let seq = input.seq();
             let trail = input.seq();
@@ -127,12 +127,13 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
             let fragment_offset = offset_pick % (message_len - payload_len).saturating_add(1);
             Packet::Data(Data {
                 stream,
-                repair: kind % 6 == 1,
+                repair: kind % 8 == 1,
                 seq,
                 trail,
                 message_len,
                 fragment_offset,
                 payload,
+                fec_index: (extra & 1 == 1).then_some(input.u8()),
             })
         }
         2 => Packet::Nak(Nak {
@@ -171,6 +172,32 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
                 echoes,
             })
         }
+        6 => {
+            let block = input.seq();
+            let trail = input.seq();
+            let k = input.u8().max(1);
+            let m = input.u8().max(1);
+            let index = input.u8() % m.saturating_add(1).max(1);
+            let len = input.count(1, 255) * 2;
+            // Valid symbols are even and at least 2 bytes, however short the input ran.
+            let mut symbol = input.bytes(len).to_vec();
+            symbol.resize(symbol.len().next_multiple_of(2).max(2), 0);
+            Packet::Parity(Parity {
+                stream,
+                block,
+                trail,
+                k,
+                m: m.min(254),
+                index: index.min(m.min(254)),
+                symbol: Bytes::from(symbol),
+            })
+        }
+        7 => Packet::ParityNak(ParityNak {
+            stream,
+            requester: input.u64(),
+            timestamp: input.u32(),
+            blocks: build_ranges(input),
+        }),
         _ => Packet::Report(Report {
             stream,
             reporter: input.u64(),
@@ -249,7 +276,7 @@ mod tests {
     fn roundtrip_harness_builds_every_packet_type() {
         use crate::wire::PacketType;
         let mut seen = Vec::new();
-        for kind in 0u8..6 {
+        for kind in 0u8..8 {
             let input = [
                 kind, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 200,
             ];
@@ -264,6 +291,7 @@ mod tests {
             PacketType::Ncf,
             PacketType::Spm,
             PacketType::Report,
+            PacketType::Parity,
         ] {
             assert!(seen.contains(&wanted), "harness never builds {wanted:?}");
         }

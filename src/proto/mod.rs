@@ -174,6 +174,24 @@ impl Session {
                     self.receiver.handle_foreign_nak(ctx, &nak);
                 }
             }
+            Packet::Parity(parity) => {
+                ctx.stats.rx.parity.add(len);
+                if parity.stream.source == own {
+                    ctx.stats.drops.count("own");
+                } else {
+                    self.receiver.handle_parity(ctx, parity);
+                }
+            }
+            Packet::ParityNak(nak) => {
+                ctx.stats.rx.nak.add(len);
+                if nak.requester == own {
+                    ctx.stats.drops.count("own");
+                } else if nak.stream.source == own {
+                    self.source.handle_parity_nak(ctx, &nak);
+                } else {
+                    self.receiver.handle_foreign_parity_nak(ctx, &nak);
+                }
+            }
             Packet::Report(report) => {
                 ctx.stats.rx.report.add(len);
                 if report.reporter == own {
@@ -291,6 +309,7 @@ fn count_transmit(stats: &mut Stats, payload: &Bytes) {
         Some(Some(wire::PacketType::Ncf)) => &mut stats.tx.ncf,
         Some(Some(wire::PacketType::Spm)) => &mut stats.tx.spm,
         Some(Some(wire::PacketType::Report)) => &mut stats.tx.report,
+        Some(Some(wire::PacketType::Parity)) => &mut stats.tx.parity,
         _ => return,
     };
     counter.add(len);

@@ -242,6 +242,18 @@ impl Member for SessionMember {
                 seq: None,
                 message_start: None,
             },
+            Packet::Parity(parity) => Inspected {
+                kind: PacketKind::Parity,
+                stream,
+                seq: Some(parity.block.0),
+                message_start: None,
+            },
+            Packet::ParityNak(nak) => Inspected {
+                kind: PacketKind::Nak,
+                stream,
+                seq: nak.blocks.first().map(|r| r.first.0),
+                message_start: None,
+            },
         }
     }
 }

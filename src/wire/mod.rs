@@ -13,7 +13,7 @@
 //!   are written as 0 and ignored, so a decoded packet re-encodes canonically.
 //!
 //! Files: `header.rs` (common header, flags), `data.rs` (ODATA/RDATA), `nak.rs` (NAK, NCF),
-//! `session.rs` (SPM, REPORT), `seq.rs` ([`SeqNum`]), `tests.rs` (round-trip properties,
+//! `session.rs` (SPM, REPORT), `parity.rs` (PARITY, parity NAK), `seq.rs` ([`SeqNum`]), `tests.rs` (round-trip properties,
 //! per-error tests, golden samples in `tests/data/packets/`). Each file starts with the byte
 //! diagram of what it parses.
 //!
@@ -22,6 +22,7 @@
 mod data;
 mod header;
 mod nak;
+mod parity;
 mod seq;
 mod session;
 #[cfg(test)]
@@ -59,7 +60,7 @@ pub(crate) enum PacketType {
     Spm = 0x05,
     /// Receiver report.
     Report = 0x06,
-    /// Reserved: FEC parity.
+    /// FEC parity symbol of one block.
     Parity = 0x07,
     /// Reserved: DLR poll.
     Poll = 0x08,
@@ -94,7 +95,7 @@ impl PacketType {
     /// Whether this build implements the type (the rest are reserved codes).
     #[must_use]
     pub(crate) fn is_implemented(self) -> bool {
-        (self as u8) <= 0x06
+        (self as u8) <= 0x07
     }
 }
 
@@ -124,6 +125,11 @@ pub(crate) enum Packet {
     Spm(Spm),
     /// A receiver's periodic report to a source: its position and timestamps for RTT.
     Report(Report),
+    /// FEC parity symbol of one block of source packets (PARITY).
+    Parity(Parity),
+    /// A receiver's request for parity (a NAK with the PARITY flag): per block, how many
+    /// symbols it still needs.
+    ParityNak(ParityNak),
 }
 
 /// ODATA / RDATA body. A message larger than one datagram is split into fragments carried by
@@ -145,6 +151,42 @@ pub(crate) struct Data {
     pub(crate) fragment_offset: u32,
     /// The fragment's bytes.
     pub(crate) payload: Bytes,
+    /// With FEC on: this packet's index in its block (the block starts at `seq - index`).
+    /// Sent as the BLOCK flag plus 4 bytes after `fragment_offset`.
+    pub(crate) fec_index: Option<u8>,
+}
+
+/// PARITY body: one parity symbol of a block (see `parity.rs` and `docs/fec.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Parity {
+    /// The stream whose packets the block holds.
+    pub(crate) stream: StreamId,
+    /// Sequence number of the block's first source packet: the block's name.
+    pub(crate) block: SeqNum,
+    /// Oldest sequence number the source can still repair.
+    pub(crate) trail: SeqNum,
+    /// Source packets in this block (smaller than configured for a block the flush closed).
+    pub(crate) k: u8,
+    /// Reed-Solomon parity symbols the source encodes per block (indices 1..=m; 0 is XOR).
+    pub(crate) m: u8,
+    /// Which parity symbol this is: 0 the XOR parity, 1..=m Reed-Solomon.
+    pub(crate) index: u8,
+    /// The framed parity symbol; its length is the block's symbol length.
+    pub(crate) symbol: Bytes,
+}
+
+/// Parity NAK body: like a [`Nak`], but each range names a block (`first`) and how many
+/// more parity symbols the requester needs for it (`count`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ParityNak {
+    /// The stream whose blocks are incomplete.
+    pub(crate) stream: StreamId,
+    /// Member id of the receiver sending it.
+    pub(crate) requester: u64,
+    /// The requester's clock (µs, wrapping), echoed in the NCF.
+    pub(crate) timestamp: u32,
+    /// `(block, symbols needed)`, 1 to [`MAX_RANGES`] entries, each count ≥ 1.
+    pub(crate) blocks: Vec<SeqRange>,
 }
 
 /// An inclusive run of sequence numbers: `first`, and `count - 1` more after it.
@@ -282,6 +324,8 @@ impl Packet {
             Packet::Ncf(p) => p.stream,
             Packet::Spm(p) => p.stream,
             Packet::Report(p) => p.stream,
+            Packet::Parity(p) => p.stream,
+            Packet::ParityNak(p) => p.stream,
         }
     }
 
@@ -295,6 +339,8 @@ impl Packet {
                 Packet::Ncf(p) => p.body_len(),
                 Packet::Spm(p) => p.body_len(),
                 Packet::Report(_) => Report::BODY_LEN,
+                Packet::Parity(p) => p.body_len(),
+                Packet::ParityNak(p) => p.body_len(),
             }
     }
 
@@ -304,10 +350,11 @@ impl Packet {
         match self {
             Packet::Data(p) if p.repair => PacketType::Rdata,
             Packet::Data(_) => PacketType::Odata,
-            Packet::Nak(_) => PacketType::Nak,
+            Packet::Nak(_) | Packet::ParityNak(_) => PacketType::Nak,
             Packet::Ncf(_) => PacketType::Ncf,
             Packet::Spm(_) => PacketType::Spm,
             Packet::Report(_) => PacketType::Report,
+            Packet::Parity(_) => PacketType::Parity,
         }
     }
 
@@ -322,7 +369,8 @@ impl Packet {
         let flags = match self {
             Packet::Data(p) => p.flags(),
             Packet::Ncf(p) => p.flags(),
-            Packet::Nak(_) | Packet::Spm(_) | Packet::Report(_) => 0,
+            Packet::ParityNak(_) => header::FLAG_PARITY_NAK,
+            Packet::Nak(_) | Packet::Spm(_) | Packet::Report(_) | Packet::Parity(_) => 0,
         };
         header::encode(buf, self.packet_type(), flags, self.stream());
         match self {
@@ -331,6 +379,8 @@ impl Packet {
             Packet::Ncf(p) => p.encode_body(buf),
             Packet::Spm(p) => p.encode_body(buf),
             Packet::Report(p) => p.encode_body(buf),
+            Packet::Parity(p) => p.encode_body(buf),
+            Packet::ParityNak(p) => p.encode_body(buf),
         }
     }
 
@@ -354,14 +404,17 @@ pub(crate) fn decode(mut datagram: Bytes) -> Result<Packet, WireError> {
     Ok(match header.packet_type {
         PacketType::Odata => Packet::Data(Data::decode_body(stream, false, flags, body)?),
         PacketType::Rdata => Packet::Data(Data::decode_body(stream, true, flags, body)?),
+        PacketType::Nak if flags & header::FLAG_PARITY_NAK != 0 => {
+            Packet::ParityNak(ParityNak::decode_body(stream, body)?)
+        }
         PacketType::Nak => Packet::Nak(Nak::decode_body(stream, body)?),
         PacketType::Ncf => Packet::Ncf(Ncf::decode_body(stream, flags, body)?),
         PacketType::Spm => Packet::Spm(Spm::decode_body(stream, body)?),
         PacketType::Report => Packet::Report(Report::decode_body(stream, body)?),
+        PacketType::Parity => Packet::Parity(Parity::decode_body(stream, body)?),
         // `header::decode` already rejected these as `ReservedType`; kept as an error, not a
         // panic, so a future edit of `is_implemented` cannot turn input into a crash.
-        reserved @ (PacketType::Parity
-        | PacketType::Poll
+        reserved @ (PacketType::Poll
         | PacketType::Polr
         | PacketType::Redirect
         | PacketType::Ack) => return Err(WireError::ReservedType(reserved as u8)),

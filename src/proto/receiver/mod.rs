@@ -9,6 +9,7 @@
 //!   (SPM echoes, foreign NAKs, NCFs); it sizes the default backoff window.
 //! - `rtt`: the distance-to-source estimator that scales them.
 //! - `reorder`: reassembly and in-order delivery, losses reported in order.
+//! - `fec_blocks`: FEC blocks, decoding, and the parity-or-selective choice for NAKs.
 //!
 //! A datagram from a source is handled in three steps: its trailing edge makes everything
 //! before it that is still missing unrecoverable; its own position is classified (duplicate,
@@ -37,6 +38,7 @@
 //! or in an `Unrecoverable` event, never in a silent hole; at most `max_sources` peers exist.
 
 mod backoff;
+mod fec_blocks;
 mod gaps;
 mod group_size;
 mod nak;
@@ -47,7 +49,9 @@ use super::Context;
 use crate::config::Settings;
 use crate::proto::{Event, SourceId};
 use crate::stats::RttSummary;
-use crate::wire::{Data, Nak, Ncf, Packet, Report, SeqNum, Spm, StreamId};
+use crate::wire::{
+    Data, MAX_RANGES, Nak, Ncf, Packet, Parity, ParityNak, Report, SeqNum, SeqRange, Spm, StreamId,
+};
 use backoff::BackoffParams;
 pub(crate) use backoff::BackoffStrategy;
 use bytes::Bytes;
@@ -106,6 +110,8 @@ struct ReceiverConfig {
     /// Most positions tracked ahead of a peer's delivery point.
     window: u32,
     max_message_len: usize,
+    /// Send no NAKs and no reports (silent receiver).
+    silent: bool,
 }
 
 /// What the receive side hands out.
@@ -151,6 +157,8 @@ struct PeerState {
     indexed: Option<Instant>,
     /// Other members heard receiving this source, for the backoff's group size.
     members: GroupSizeEstimator,
+    /// FEC blocks of this source (empty unless it sends with FEC).
+    fec: fec_blocks::FecReceiver,
 }
 
 impl PeerState {
@@ -180,6 +188,7 @@ impl PeerState {
             answers: Answers::default(),
             indexed: None,
             members: GroupSizeEstimator::default(),
+            fec: fec_blocks::FecReceiver::default(),
         }
         .with_group_size(config.group_size)
     }
@@ -219,6 +228,9 @@ impl PeerState {
         self.reorder.drain(ctx.stats, &mut out.events);
         let next = self.reorder.next();
         let pos = gaps::unwrap(next, data.seq);
+        let block = data
+            .fec_index
+            .and_then(|index| self.fec.on_source(pos, index, &data));
         match self.edge.on_data(next, pos) {
             Arrival::Behind => ctx.stats.recovery.duplicates += 1,
             Arrival::OutOfWindow => ctx.stats.drops.count("out_of_window"),
@@ -243,6 +255,105 @@ impl PeerState {
                 }
                 self.reorder.accept(pos, data, ctx.stats, &mut out.events);
             }
+        }
+        if let Some(block) = block {
+            self.try_decode(ctx, out, block);
+        }
+    }
+
+    /// A PARITY packet: its trail, the block's end as a leading edge, then decoding.
+    fn on_parity(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, parity: Parity) {
+        self.last_heard = ctx.now;
+        ctx.stats.recovery.parity_received += 1;
+        self.apply_trail(parity.trail);
+        self.reorder.drain(ctx.stats, &mut out.events);
+        let next = self.reorder.next();
+        let first = gaps::unwrap(next, parity.block);
+        let end = first + u64::from(parity.k);
+        if end <= next {
+            return;
+        }
+        // The block's last packet was sent: a loss at its tail is a gap now, not at the next SPM.
+        match self.edge.on_source_lead(next, end) {
+            Ok(gap) => self.detect(gap, ctx),
+            Err(gaps::OutOfWindow) => {
+                ctx.stats.drops.count("out_of_window");
+                return;
+            }
+        }
+        let (k, m, index, trail) = (parity.k, parity.m, parity.index, parity.trail);
+        if let Some(block) = self.fec.on_parity(first, k, m, index, trail, parity.symbol) {
+            self.try_decode(ctx, out, block);
+        }
+    }
+
+    /// Rebuilds what the block allows and feeds it back as repairs.
+    fn try_decode(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, block: Pos) {
+        for data in self.fec.try_decode(block, self.stream, ctx.stats) {
+            self.on_data(ctx, out, data);
+        }
+        self.fec.prune(self.reorder.next());
+    }
+
+    /// Another receiver's parity NAK: suppresses ours for a block it asks enough parity for.
+    fn on_foreign_parity_nak(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        nak: &ParityNak,
+    ) {
+        self.heard_member(config, nak.requester);
+        let next = self.reorder.next();
+        let tracked = next..self.edge.lead();
+        let ranges: Vec<Range<Pos>> = nak
+            .blocks
+            .iter()
+            .flat_map(|request| {
+                let first = gaps::unwrap(next, request.first);
+                self.fec.covered_by(first, request.count, tracked.clone())
+            })
+            .collect();
+        if !ranges.is_empty() {
+            ctx.stats.recovery.naks_suppressed +=
+                self.naks.on_foreign_nak(&ranges, ctx.now, self.rtt.rtt());
+        }
+    }
+
+    /// Sends the NAKs the cycle wants: parity requests where FEC helps, selective otherwise.
+    fn send_naks(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+        due: &[Pos],
+    ) {
+        let timestamp = ctx.clock.timestamp(ctx.now);
+        let (selective, parity) = self.fec.split_nak(due);
+        for ranges in nak::nak_range_lists(&selective) {
+            out.packets.push_back(Packet::Nak(Nak {
+                stream: self.stream,
+                requester: config.member,
+                timestamp,
+                ranges,
+            }));
+            ctx.stats.recovery.naks_sent += 1;
+        }
+        for chunk in parity.chunks(MAX_RANGES) {
+            let blocks = chunk
+                .iter()
+                .map(|&(first, needed)| SeqRange {
+                    first: gaps::seq_of(first),
+                    count: needed,
+                })
+                .collect();
+            out.packets.push_back(Packet::ParityNak(ParityNak {
+                stream: self.stream,
+                requester: config.member,
+                timestamp,
+                blocks,
+            }));
+            ctx.stats.recovery.naks_sent += 1;
+            ctx.stats.recovery.parity_naks_sent += 1;
         }
     }
 
@@ -339,21 +450,16 @@ impl PeerState {
             self.mark_lost(&expired.lost);
             self.reorder.drain(ctx.stats, &mut out.events);
         }
-        if !expired.nak.is_empty() {
-            let timestamp = ctx.clock.timestamp(now);
-            for ranges in nak::nak_range_lists(&expired.nak) {
-                out.packets.push_back(Packet::Nak(Nak {
-                    stream: self.stream,
-                    requester: config.member,
-                    timestamp,
-                    ranges,
-                }));
-                ctx.stats.recovery.naks_sent += 1;
-            }
+        // A silent receiver lets the cycle run (its retries and give-up report the losses
+        // parity did not rebuild) but sends nothing.
+        if !expired.nak.is_empty() && !config.silent {
+            self.send_naks(config, ctx, out, &expired.nak);
         }
         if self.report_at <= now {
-            out.packets
-                .push_back(Packet::Report(self.report(config, ctx)));
+            if !config.silent {
+                out.packets
+                    .push_back(Packet::Report(self.report(config, ctx)));
+            }
             self.report_at = later(now, backoff::report_delay(ctx.rng, config.report_interval));
         }
         if self.silence_check_at <= now {
@@ -481,6 +587,7 @@ impl ReceiverState {
                 backfill: settings.join_backfill_packets.min(window - 1),
                 window,
                 max_message_len: settings.max_message_len,
+                silent: settings.silent,
             },
             peers: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -554,6 +661,34 @@ impl ReceiverState {
             return;
         }
         peer.on_foreign_nak(&self.config, ctx, nak);
+        self.reindex(source);
+    }
+
+    /// A PARITY packet from a source followed (it never starts a stream).
+    pub(crate) fn handle_parity(&mut self, ctx: &mut Context<'_>, parity: Parity) {
+        self.last_now = Some(ctx.now);
+        let source = parity.stream.source;
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if peer.stream.instance != parity.stream.instance {
+            return;
+        }
+        peer.on_parity(ctx, &mut self.out, parity);
+        self.reindex(source);
+    }
+
+    /// Another receiver's parity NAK: suppression input, like [`Self::handle_foreign_nak`].
+    pub(crate) fn handle_foreign_parity_nak(&mut self, ctx: &mut Context<'_>, nak: &ParityNak) {
+        self.last_now = Some(ctx.now);
+        let source = nak.stream.source;
+        let Some(peer) = self.peers.get_mut(&source) else {
+            return;
+        };
+        if peer.stream.instance != nak.stream.instance {
+            return;
+        }
+        peer.on_foreign_parity_nak(&self.config, ctx, nak);
         self.reindex(source);
     }
 

@@ -8,7 +8,8 @@
 //!   held);
 //! - [`heartbeat`]: when SPMs are due and the RTT echoes they carry;
 //! - [`repair`]: NAK classification, NCFs and the RDATA queue;
-//! - [`rtt`]: the group RTT from receiver reports, which stretches the repair linger.
+//! - [`rtt`]: the group RTT from receiver reports, which stretches the repair linger;
+//! - [`fec_blocks`]: with `fec(k, p)`, blocks, proactive parity and parity-NAK answers.
 //!
 //! Transmit order: NCFs (small, unpaced: delaying them delays every receiver's suppression),
 //! then — when the pacer allows — RDATA, a due SPM, ODATA. A due SPM goes before ODATA, not
@@ -35,6 +36,7 @@
 //! - NCFs are charged to the bucket but never wait for it, and the bucket's debt is floored:
 //!   a NAK flood delays data by at most one burst.
 
+mod fec_blocks;
 mod fragment;
 mod heartbeat;
 mod pacer;
@@ -45,8 +47,12 @@ mod window;
 use super::Context;
 use crate::config::Settings;
 use crate::error::SendError;
-use crate::wire::{Data, HEADER_LEN, Nak, Packet, Report, SeqNum, SeqRange, Spm, StreamId};
+use crate::wire::{
+    Data, HEADER_LEN, Nak, Packet, ParityNak, Report, SeqNum, SeqRange, Spm, StreamId,
+};
 use bytes::Bytes;
+use fec_blocks::FecParams;
+pub(crate) use fec_blocks::SOURCE_HEADER_LEN;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -73,6 +79,8 @@ pub(crate) struct SourceState {
     rtt: rtt::GroupRtt,
     repairs: repair::RepairQueue,
     ncfs: VecDeque<Bytes>,
+    /// FEC blocks and parity, when `fec(k, p)` is configured.
+    fec: Option<fec_blocks::FecSender>,
 }
 
 impl SourceState {
@@ -117,6 +125,11 @@ impl SourceState {
             ),
             repairs: repair::RepairQueue::default(),
             ncfs: VecDeque::new(),
+            // A shape the coder refuses (checked by `Settings::validate`) sends no parity.
+            fec: settings.fec.and_then(|(k, p)| {
+                let params = FecParams::new(k, p, settings.fec_flush);
+                fec_blocks::FecSender::new(params, stream, max_payload).ok()
+            }),
         }
     }
 
@@ -151,7 +164,13 @@ impl SourceState {
 
     /// Nothing queued and no repair pending.
     pub(crate) fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.repairs.is_empty() && self.ncfs.is_empty()
+        self.queue.is_empty()
+            && self.repairs.is_empty()
+            && self.ncfs.is_empty()
+            && self
+                .fec
+                .as_ref()
+                .is_none_or(|fec| !fec.has_queued() && fec.flush_at().is_none())
     }
 
     /// A NAK for this member's stream.
@@ -214,6 +233,32 @@ impl SourceState {
         }
     }
 
+    /// A parity NAK for this member's stream: NCF each known block at once, then queue the
+    /// parity asked for (`fec_blocks`). Without FEC, or for a block it no longer knows, the
+    /// requester falls back to selective NAKs after its parity rounds.
+    pub(crate) fn handle_parity_nak(&mut self, ctx: &mut Context<'_>, nak: &ParityNak) {
+        ctx.stats.recovery.naks_received += 1;
+        ctx.stats.recovery.parity_naks_received += 1;
+        let Some(fec) = self.fec.as_mut().filter(|_| nak.stream == self.stream) else {
+            ctx.stats.drops.count("out_of_window");
+            return;
+        };
+        let confirmed: Vec<SeqRange> = nak
+            .blocks
+            .iter()
+            .filter_map(|request| fec.on_parity_nak(&self.window, request.first, request.count))
+            .collect();
+        if confirmed.len() < nak.blocks.len() {
+            ctx.stats.drops.count("out_of_window");
+        }
+        if !confirmed.is_empty() {
+            let trail = self.window.trail();
+            let template =
+                repair::ncf_template(self.stream, false, nak.requester, nak.timestamp, trail);
+            repair::queue_ncfs(&mut self.ncfs, &template, &confirmed);
+        }
+    }
+
     /// A receiver report about this member's stream.
     pub(crate) fn handle_report(&mut self, ctx: &mut Context<'_>, report: &Report) {
         if report.stream != self.stream {
@@ -236,6 +281,10 @@ impl SourceState {
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Context<'_>) {
         self.window.evict_expired(ctx.now);
         self.repairs.forget_below(self.window.trail_index());
+        if let Some(fec) = self.fec.as_mut() {
+            fec.on_timeout(&self.window, ctx.now);
+            fec.forget_below(self.window.trail_index());
+        }
         // Runs at least every `spm_interval_max` once data flowed: the ambient SPM timer.
         self.rtt.maintain(ctx.now);
         // A due SPM is emitted by the next `poll_transmit`, which the session calls right after.
@@ -250,7 +299,8 @@ impl SourceState {
             return Some(ncf);
         }
         let spm_due = self.heartbeat.is_due(now);
-        if self.repairs.is_empty() && !spm_due && self.queue.is_empty() {
+        let parity_queued = self.fec.as_ref().is_some_and(|fec| fec.has_queued());
+        if self.repairs.is_empty() && !spm_due && self.queue.is_empty() && !parity_queued {
             return None;
         }
         if !self.pacer.is_ready(now) {
@@ -258,6 +308,13 @@ impl SourceState {
         }
         let datagram = if let Some(rdata) = self.next_rdata(ctx) {
             rdata
+        } else if let Some(parity) = self.fec.as_mut().and_then(|fec| fec.pop()) {
+            if parity.on_demand {
+                ctx.stats.recovery.parity_sent_on_demand += 1;
+            } else {
+                ctx.stats.recovery.parity_sent_proactive += 1;
+            }
+            parity.datagram
         } else if spm_due {
             self.spm(ctx)
         } else {
@@ -269,13 +326,17 @@ impl SourceState {
 
     /// Earliest instant with work (a timer or the pacer allowing the next datagram).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let paced_work = !self.repairs.is_empty() || !self.queue.is_empty();
+        let fec = self.fec.as_ref();
+        let paced_work = !self.repairs.is_empty()
+            || !self.queue.is_empty()
+            || fec.is_some_and(|fec| fec.has_queued());
         let pacer = paced_work.then(|| self.pacer.ready_at());
         let spm = self
             .heartbeat
             .due()
             .map(|due| due.max(self.pacer.ready_at()));
-        [pacer, spm, self.window.next_expiry()]
+        let flush = fec.and_then(|fec| fec.flush_at());
+        [pacer, spm, self.window.next_expiry(), flush]
             .into_iter()
             .flatten()
             .min()
@@ -314,6 +375,7 @@ impl SourceState {
                 message_len: entry.message_len,
                 fragment_offset: entry.fragment_offset,
                 payload: entry.payload.clone(),
+                fec_index: entry.fec_index,
             };
             ctx.stats.recovery.repairs_sent += 1;
             return Some(Packet::Data(data).to_bytes());
@@ -324,6 +386,7 @@ impl SourceState {
     fn next_odata(&mut self, now: Instant) -> Option<Bytes> {
         let fragment = self.queue.pop()?;
         let seq = self.window.lead();
+        let index = self.window.trail_index() + self.window.len() as u64;
         self.window.push(window::Entry {
             sent_at: now,
             message_len: fragment.message_len,
@@ -331,6 +394,14 @@ impl SourceState {
             payload: fragment.payload.clone(),
             repaired_at: None,
             repair_queued: false,
+            fec_index: None,
+        });
+        let fec_index = self.fec.as_mut().map(|fec| {
+            let in_block = fec.on_odata(&self.window, index, now);
+            if let Some(entry) = self.window.get_mut(index) {
+                entry.fec_index = Some(in_block);
+            }
+            in_block
         });
         self.repairs.forget_below(self.window.trail_index());
         self.heartbeat.on_data(now);
@@ -342,6 +413,7 @@ impl SourceState {
             message_len: fragment.message_len,
             fragment_offset: fragment.fragment_offset,
             payload: fragment.payload,
+            fec_index,
         };
         Some(Packet::Data(data).to_bytes())
     }

@@ -1,0 +1,349 @@
+//! FEC at a receiver, per source: collects each block's source packets and parity symbols,
+//! rebuilds the missing packets as soon as the block is decodable, and turns the NAK cycle's
+//! missing packets into parity requests ("block b, n symbols needed") where parity can help.
+//!
+//! A block is named by the position of its first packet (`seq − index` of any of its ODATA);
+//! its k is learnt from a PARITY packet, or from the next block's first position. Rebuilt
+//! packets go back through the ordinary data path (`PeerState::on_data`), so they cancel
+//! pending NAKs and are delivered in order like any repair.
+//!
+//! Parity or selective: a missing packet is asked for by parity NAK when its block's k is
+//! known, the block holds at least [`MIN_PARITY_BLOCK`] packets and fewer than
+//! [`MAX_PARITY_ROUNDS`] parity NAKs went out for it; otherwise selectively (a small block
+//! gains nothing from parity, and after a few rounds the source's parity may be exhausted or
+//! the block gone from its window).
+//!
+//! Invariants: at most [`MAX_BLOCKS`] blocks are held (oldest dropped first) and none ends
+//! before the caller's delivery point once `prune` ran; a block marked `done` holds no payload.
+
+use super::gaps::{Pos, seq_of};
+use crate::proto::fec::{BlockDecoder, MAX_SOURCES, XOR_PARITY};
+use crate::proto::source::SOURCE_HEADER_LEN;
+use crate::stats::Stats;
+use crate::wire::{Data, SeqNum, StreamId};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// Most blocks tracked per source: bounds memory whatever the network sends.
+pub(super) const MAX_BLOCKS: usize = 1024;
+/// Parity NAK rounds per block before falling back to selective NAKs.
+pub(super) const MAX_PARITY_ROUNDS: u8 = 3;
+/// Smallest block asked for by parity; smaller ones are repaired selectively.
+pub(super) const MIN_PARITY_BLOCK: u8 = 4;
+
+/// One received source packet's protected fields.
+#[derive(Clone, Debug)]
+struct Source {
+    message_len: u32,
+    fragment_offset: u32,
+    payload: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Block {
+    k: Option<u8>,
+    m: u8,
+    /// The source's trail when the newest parity was sent: rebuilt packets carry it.
+    trail: Option<SeqNum>,
+    sources: BTreeMap<u8, Source>,
+    parity: BTreeMap<u8, Bytes>,
+    parity_rounds: u8,
+    done: bool,
+}
+
+impl Block {
+    fn rs_held(&self) -> usize {
+        self.parity
+            .keys()
+            .filter(|&&i| usize::from(i) != XOR_PARITY)
+            .count()
+    }
+
+    fn missing(&self) -> Option<usize> {
+        self.k
+            .map(|k| usize::from(k).saturating_sub(self.sources.len()))
+    }
+
+    /// Parity symbols still needed to rebuild the block (0 when decodable or complete).
+    fn need(&self) -> usize {
+        match self.missing() {
+            None | Some(0) => 0,
+            Some(1) if self.parity.contains_key(&(XOR_PARITY as u8)) => 0,
+            Some(missing) => missing.saturating_sub(self.rs_held()),
+        }
+    }
+}
+
+/// The decoder and the shape it was built for.
+struct Decoder {
+    max_k: usize,
+    m: u8,
+    max_payload: usize,
+    coder: BlockDecoder,
+}
+
+/// FEC receive state of one source.
+#[derive(Default)]
+pub(super) struct FecReceiver {
+    blocks: BTreeMap<Pos, Block>,
+    decoder: Option<Decoder>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for FecReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FecReceiver")
+            .field("blocks", &self.blocks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FecReceiver {
+    /// Holds source packet `data` at `pos`, index `index` of its block; returns the block to
+    /// try decoding, or `None` if the block is already complete.
+    pub(super) fn on_source(&mut self, pos: Pos, index: u8, data: &Data) -> Option<Pos> {
+        let first = pos.checked_sub(u64::from(index))?;
+        self.learn_previous_k(first);
+        let block = self.block(first)?;
+        if block.done {
+            return None;
+        }
+        block.sources.entry(index).or_insert_with(|| Source {
+            message_len: data.message_len,
+            fragment_offset: data.fragment_offset,
+            payload: data.payload.clone(),
+        });
+        Some(first)
+    }
+
+    /// Holds parity symbol `index` of the block at `first` (k sources, m Reed-Solomon
+    /// parities, sent when the source's trail was `trail`).
+    pub(super) fn on_parity(
+        &mut self,
+        first: Pos,
+        k: u8,
+        m: u8,
+        index: u8,
+        trail: SeqNum,
+        symbol: Bytes,
+    ) -> Option<Pos> {
+        let block = self.block(first)?;
+        if block.done {
+            return None;
+        }
+        block.k = Some(k);
+        block.m = m;
+        block.trail = Some(trail);
+        block.parity.entry(index).or_insert(symbol);
+        Some(first)
+    }
+
+    /// Rebuilds the block's missing packets if it is decodable; returns them as repairs of
+    /// `stream`. A complete block is marked done and its payloads released.
+    pub(super) fn try_decode(
+        &mut self,
+        first: Pos,
+        stream: StreamId,
+        stats: &mut Stats,
+    ) -> Vec<Data> {
+        let Some(block) = self.blocks.get_mut(&first) else {
+            return Vec::new();
+        };
+        let (Some(k), Some(missing)) = (block.k, block.missing()) else {
+            return Vec::new();
+        };
+        if block.done || (missing > 0 && (block.need() > 0 || block.trail.is_none())) {
+            return Vec::new();
+        }
+        let block = std::mem::replace(
+            block,
+            Block {
+                k: Some(k),
+                done: true,
+                ..Block::default()
+            },
+        );
+        if missing == 0 {
+            return Vec::new();
+        }
+        let rebuilt = self.decode(&block, k, first, stream);
+        if !rebuilt.is_empty() {
+            stats.recovery.blocks_recovered += 1;
+            stats.recovery.parity_used += rebuilt.len() as u64;
+            stats.recovery.packets_recovered += rebuilt.len() as u64;
+        }
+        rebuilt
+    }
+
+    /// Splits the positions the NAK cycle wants to NAK into those to ask for selectively and
+    /// `(block first position, symbols needed)` parity requests.
+    pub(super) fn split_nak(&mut self, missing: &[Pos]) -> (Vec<Pos>, Vec<(Pos, u16)>) {
+        let mut selective = Vec::new();
+        let mut parity: Vec<(Pos, u16)> = Vec::new();
+        for &pos in missing {
+            let Some((&first, block)) = self.blocks.range_mut(..=pos).next_back() else {
+                selective.push(pos);
+                continue;
+            };
+            let in_block = block.k.is_some_and(|k| pos < first + u64::from(k));
+            if parity.last().is_some_and(|&(b, _)| b == first) {
+                continue;
+            }
+            let need = block.need();
+            let eligible = in_block
+                && !block.done
+                && block.k.is_some_and(|k| k >= MIN_PARITY_BLOCK)
+                && block.parity_rounds < MAX_PARITY_ROUNDS
+                && need > 0;
+            if eligible {
+                block.parity_rounds += 1;
+                parity.push((first, u16::try_from(need).unwrap_or(u16::MAX)));
+            } else {
+                selective.push(pos);
+            }
+        }
+        (selective, parity)
+    }
+
+    /// Another receiver asked for `needed` symbols of the block at `first`: the positions this
+    /// receiver misses there, if that many would rebuild its copy too (its NAK is redundant).
+    pub(super) fn covered_by(
+        &self,
+        first: Pos,
+        needed: u16,
+        tracked: Range<Pos>,
+    ) -> Vec<Range<Pos>> {
+        let Some(block) = self.blocks.get(&first) else {
+            return Vec::new();
+        };
+        let (Some(k), need) = (block.k, block.need()) else {
+            return Vec::new();
+        };
+        if block.done || need == 0 || need > usize::from(needed) {
+            return Vec::new();
+        }
+        let end = first + u64::from(k);
+        (0..k)
+            .filter(|index| !block.sources.contains_key(index))
+            .map(|index| first + u64::from(index))
+            .filter(|pos| tracked.contains(pos) && *pos < end)
+            .map(|pos| pos..pos + 1)
+            .collect()
+    }
+
+    /// Forgets blocks that end before `delivered` (the delivery point).
+    pub(super) fn prune(&mut self, delivered: Pos) {
+        while let Some((&first, block)) = self.blocks.first_key_value() {
+            let span = block.k.map_or(MAX_SOURCES as u64, u64::from);
+            if first + span > delivered {
+                break;
+            }
+            self.blocks.remove(&first);
+        }
+    }
+
+    /// The block at `first`, created if new (dropping the oldest beyond [`MAX_BLOCKS`]).
+    fn block(&mut self, first: Pos) -> Option<&mut Block> {
+        if !self.blocks.contains_key(&first) && self.blocks.len() >= MAX_BLOCKS {
+            let oldest = *self.blocks.keys().next()?;
+            if oldest > first {
+                return None;
+            }
+            self.blocks.remove(&oldest);
+        }
+        Some(self.blocks.entry(first).or_default())
+    }
+
+    /// A block starting at `first` ends the block before it: its k is the distance.
+    fn learn_previous_k(&mut self, first: Pos) {
+        if let Some((&previous, block)) = self.blocks.range_mut(..first).next_back()
+            && block.k.is_none()
+            && let Ok(k) = u8::try_from(first - previous)
+        {
+            block.k = Some(k);
+        }
+    }
+
+    /// Runs the decoder over `block`; returns the rebuilt packets (empty on any failure: the
+    /// NAK cycle then repairs them selectively).
+    fn decode(&mut self, block: &Block, k: u8, first: Pos, stream: StreamId) -> Vec<Data> {
+        let Some(symbol_len) = block.parity.values().next().map(Bytes::len) else {
+            return Vec::new();
+        };
+        let Some(trail) = block.trail else {
+            return Vec::new();
+        };
+        let (k, max_payload) = (usize::from(k), symbol_len.saturating_sub(2));
+        let fits = self
+            .decoder
+            .as_ref()
+            .is_some_and(|d| d.max_k >= k && d.m == block.m && d.max_payload >= max_payload);
+        if !fits {
+            let max_k = self.decoder.as_ref().map_or(k, |d| d.max_k.max(k));
+            let Ok(coder) = BlockDecoder::new(max_k, usize::from(block.m), max_payload) else {
+                return Vec::new();
+            };
+            self.decoder = Some(Decoder {
+                max_k,
+                m: block.m,
+                max_payload,
+                coder,
+            });
+        }
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Vec::new();
+        };
+        let coder = &mut decoder.coder;
+        if coder.reset(k).is_err() {
+            return Vec::new();
+        }
+        for (&index, source) in &block.sources {
+            self.scratch.clear();
+            self.scratch
+                .extend_from_slice(&source.message_len.to_be_bytes());
+            self.scratch
+                .extend_from_slice(&source.fragment_offset.to_be_bytes());
+            self.scratch.extend_from_slice(&source.payload);
+            if coder.add_source(usize::from(index), &self.scratch).is_err() {
+                return Vec::new();
+            }
+        }
+        for (&index, symbol) in &block.parity {
+            if coder.add_parity(usize::from(index), symbol).is_err() {
+                return Vec::new();
+            }
+        }
+        if coder.recover().is_err() {
+            return Vec::new();
+        }
+        let mut rebuilt = Vec::new();
+        for index in 0..k {
+            if !coder.was_recovered(index) {
+                continue;
+            }
+            let Some(symbol) = coder.source(index) else {
+                continue;
+            };
+            let Some((header, payload)) = symbol.split_at_checked(SOURCE_HEADER_LEN) else {
+                continue;
+            };
+            let message_len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+            let fragment_offset = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+            if u64::from(fragment_offset) + payload.len() as u64 > u64::from(message_len) {
+                continue;
+            }
+            rebuilt.push(Data {
+                stream,
+                repair: true,
+                seq: seq_of(first + index as u64),
+                trail,
+                message_len,
+                fragment_offset,
+                payload: Bytes::copy_from_slice(payload),
+                fec_index: u8::try_from(index).ok(),
+            });
+        }
+        rebuilt
+    }
+}

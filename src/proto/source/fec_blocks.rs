@@ -1,0 +1,302 @@
+//! FEC at the source: cuts the ODATA stream into blocks of up to k packets, encodes each block
+//! when it closes (full, or by the flush timer with a smaller k), queues its p proactive
+//! PARITY packets, and answers parity NAKs with parity not sent before for that block.
+//!
+//! Blocks are runs of consecutive sequence numbers, independent of message boundaries; a block
+//! is named by its first sequence number and every ODATA in it carries its index (the BLOCK
+//! word), so receivers learn boundaries without alignment and a flushed short block needs no
+//! padding. Parity is never stored: the window still holds the block's sources, and one
+//! [`BlockEncoder`] re-encodes a block when a NAK asks for it (the last block encoded is kept,
+//! so the NAKs of one round cost one encode). Memory is thus tied to the transmit window:
+//! block metadata for the blocks whose first packet is still in it, plus at most
+//! [`MAX_QUEUED_PARITY`] encoded PARITY packets waiting for the pacer.
+//!
+//! Parity order per block: with p = 1 the proactive parity is the XOR parity (index 0, the
+//! cheap single-loss repair); with p ≥ 2 it is Reed-Solomon 1..=p (any p losses). On demand, a
+//! request for one symbol of a block with nothing sent yet gets the XOR parity, anything else
+//! the next Reed-Solomon indices not sent before; once all m are out, they are sent again in
+//! turn (the asker lost some of them). Receivers stop asking for parity after a few rounds or
+//! for small blocks and fall back to selective NAKs (see `receiver/fec_blocks.rs`).
+//!
+//! Invariants: `blocks` is ordered by first index, disjoint, and every block starts at or
+//! after the window's trail index once `forget_below` ran; the open block's sources are the
+//! window indices `open.first .. open.first + open.count`.
+
+use super::window::{Position, TransmitWindow};
+use crate::proto::fec::{BlockEncoder, FecError, XOR_PARITY};
+use crate::wire::{Packet, Parity, SeqNum, SeqRange, StreamId};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Most encoded PARITY packets waiting to be sent; beyond it on-demand requests are dropped
+/// (the receivers ask again) so a NAK flood cannot grow memory.
+pub(super) const MAX_QUEUED_PARITY: usize = 4096;
+
+/// Bytes of `message_len` and `fragment_offset` protected with each payload, so a recovered
+/// packet is rebuilt whole.
+pub(crate) const SOURCE_HEADER_LEN: usize = 8;
+
+/// The FEC shape of a session: blocks of up to `k` sources, `p` proactive parity per block,
+/// `m` Reed-Solomon parity encoded per block, blocks closed `flush` after their last packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FecParams {
+    /// Sources per block (1..=255).
+    pub(crate) k: u8,
+    /// Proactive parity packets sent with each block (0..=m).
+    pub(crate) p: u8,
+    /// Reed-Solomon parities encoded per block; on-demand parity draws from these.
+    pub(crate) m: u8,
+    /// A block still open this long after its last packet is closed with a smaller k.
+    pub(crate) flush: Duration,
+}
+
+impl FecParams {
+    /// The shape for `fec(k, p)`: m = max(p, k/2, 1), so on-demand parity can repair up to
+    /// half a block (and p of them go out proactively).
+    pub(crate) fn new(k: u8, p: u8, flush: Duration) -> FecParams {
+        let p = p.min(crate::proto::fec::MAX_RS_PARITY as u8);
+        let m = p.max(k / 2).max(1);
+        FecParams { k, p, m, flush }
+    }
+}
+
+/// A closed block.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    first: u64,
+    k: u8,
+    xor_sent: bool,
+    /// Reed-Solomon parities sent so far (indices 1..=rs_sent went out, possibly cycled).
+    rs_sent: u32,
+}
+
+/// The block being filled.
+#[derive(Clone, Copy, Debug)]
+struct OpenBlock {
+    first: u64,
+    count: u8,
+    last_at: Instant,
+}
+
+/// A PARITY packet ready to send.
+pub(super) struct QueuedParity {
+    pub(super) datagram: Bytes,
+    pub(super) on_demand: bool,
+}
+
+/// The source's FEC state (present only with `fec(k, p)` configured).
+pub(super) struct FecSender {
+    params: FecParams,
+    stream: StreamId,
+    encoder: BlockEncoder,
+    /// The block whose parity the encoder currently holds.
+    encoded: Option<u64>,
+    scratch: Vec<u8>,
+    open: Option<OpenBlock>,
+    blocks: VecDeque<Block>,
+    queue: VecDeque<QueuedParity>,
+}
+
+impl FecSender {
+    /// FEC for `stream`, whose packets carry at most `max_payload` bytes.
+    pub(super) fn new(
+        params: FecParams,
+        stream: StreamId,
+        max_payload: usize,
+    ) -> Result<FecSender, FecError> {
+        let encoder = BlockEncoder::new(
+            usize::from(params.k),
+            usize::from(params.m),
+            max_payload + SOURCE_HEADER_LEN,
+        )?;
+        Ok(FecSender {
+            params,
+            stream,
+            encoder,
+            encoded: None,
+            scratch: Vec::with_capacity(max_payload + SOURCE_HEADER_LEN),
+            open: None,
+            blocks: VecDeque::new(),
+            queue: VecDeque::new(),
+        })
+    }
+
+    /// Files the ODATA at window `index` into the open block (starting one if needed);
+    /// returns its index in the block. A block reaching k closes and queues its proactive
+    /// parity.
+    pub(super) fn on_odata(&mut self, window: &TransmitWindow, index: u64, now: Instant) -> u8 {
+        let open = self.open.get_or_insert(OpenBlock {
+            first: index,
+            count: 0,
+            last_at: now,
+        });
+        let in_block = open.count;
+        open.count += 1;
+        open.last_at = now;
+        if open.count >= self.params.k {
+            self.close(window);
+        }
+        in_block
+    }
+
+    /// When the flush timer closes the open block.
+    pub(super) fn flush_at(&self) -> Option<Instant> {
+        self.open.map(|open| open.last_at + self.params.flush)
+    }
+
+    /// Closes the open block if its flush time has come.
+    pub(super) fn on_timeout(&mut self, window: &TransmitWindow, now: Instant) {
+        if self.flush_at().is_some_and(|at| at <= now) {
+            self.close(window);
+        }
+    }
+
+    /// Drops the metadata of blocks whose first packet left the window.
+    pub(super) fn forget_below(&mut self, trail_index: u64) {
+        while self.blocks.front().is_some_and(|b| b.first < trail_index) {
+            self.blocks.pop_front();
+        }
+    }
+
+    /// The next PARITY packet to send.
+    pub(super) fn pop(&mut self) -> Option<QueuedParity> {
+        self.queue.pop_front()
+    }
+
+    /// Whether PARITY packets wait.
+    pub(super) fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// A parity NAK for the block starting at `block` asking for `needed` symbols. Queues that
+    /// many parities and returns the block's range to confirm by NCF; `None` when the block is
+    /// unknown (not a block start, still open, or gone from the window).
+    pub(super) fn on_parity_nak(
+        &mut self,
+        window: &TransmitWindow,
+        block: SeqNum,
+        needed: u16,
+    ) -> Option<SeqRange> {
+        let Position::Held(first) = window.position(block) else {
+            return None;
+        };
+        let at = self.blocks.binary_search_by_key(&first, |b| b.first).ok()?;
+        if !self.encode(window, at) {
+            return None;
+        }
+        let m = u32::from(self.params.m);
+        let mut indices = Vec::with_capacity(usize::from(needed));
+        let entry = &mut self.blocks[at];
+        if needed == 1 && !entry.xor_sent && entry.rs_sent == 0 {
+            entry.xor_sent = true;
+            indices.push(XOR_PARITY as u8);
+        } else {
+            for _ in 0..needed.min(self.params.m.into()) {
+                // Cycles through 1..=m once every Reed-Solomon parity has been sent.
+                let index = entry.rs_sent % m + 1;
+                entry.rs_sent += 1;
+                indices.push(index as u8);
+            }
+        }
+        let (k, first_index) = (entry.k, entry.first);
+        for index in indices {
+            self.queue_parity(window, first_index, k, index, true);
+        }
+        Some(SeqRange {
+            first: block,
+            count: u16::from(k),
+        })
+    }
+
+    /// Closes the open block: records it and queues its proactive parity.
+    fn close(&mut self, window: &TransmitWindow) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        self.blocks.push_back(Block {
+            first: open.first,
+            k: open.count,
+            xor_sent: false,
+            rs_sent: 0,
+        });
+        let p = self.params.p;
+        if p == 0 {
+            return;
+        }
+        let at = self.blocks.len() - 1;
+        if !self.encode(window, at) {
+            return;
+        }
+        let block = &mut self.blocks[at];
+        let indices: Vec<u8> = if p == 1 {
+            block.xor_sent = true;
+            vec![XOR_PARITY as u8]
+        } else {
+            block.rs_sent = u32::from(p);
+            (1..=p).collect()
+        };
+        for index in indices {
+            self.queue_parity(window, open.first, open.count, index, false);
+        }
+    }
+
+    /// Makes the encoder hold block `blocks[at]`'s parity; false if a source left the window.
+    fn encode(&mut self, window: &TransmitWindow, at: usize) -> bool {
+        let block = self.blocks[at];
+        if self.encoded == Some(block.first) {
+            return true;
+        }
+        self.encoded = None;
+        self.encoder.reset();
+        for index in block.first..block.first + u64::from(block.k) {
+            let Some(entry) = window.get(index) else {
+                return false;
+            };
+            self.scratch.clear();
+            self.scratch
+                .extend_from_slice(&entry.message_len.to_be_bytes());
+            self.scratch
+                .extend_from_slice(&entry.fragment_offset.to_be_bytes());
+            self.scratch.extend_from_slice(&entry.payload);
+            if self.encoder.push_source(&self.scratch).is_err() {
+                return false;
+            }
+        }
+        if self.encoder.finish().is_err() {
+            return false;
+        }
+        self.encoded = Some(block.first);
+        true
+    }
+
+    /// Queues PARITY `index` of the block the encoder holds.
+    fn queue_parity(
+        &mut self,
+        window: &TransmitWindow,
+        first: u64,
+        k: u8,
+        index: u8,
+        on_demand: bool,
+    ) {
+        if self.queue.len() >= MAX_QUEUED_PARITY {
+            return;
+        }
+        let Ok(symbol) = self.encoder.parity(usize::from(index)) else {
+            return;
+        };
+        let parity = Parity {
+            stream: self.stream,
+            block: window.seq_of(first),
+            trail: window.trail(),
+            k,
+            m: self.params.m,
+            index,
+            symbol: Bytes::copy_from_slice(symbol),
+        };
+        self.queue.push_back(QueuedParity {
+            datagram: Packet::Parity(parity).to_bytes(),
+            on_demand,
+        });
+    }
+}
