@@ -106,6 +106,13 @@ pub struct RecoveryStats {
     pub blocks_recovered: u64,
     /// FEC, receiver: packets rebuilt from parity (also counted in `repairs_received`).
     pub packets_recovered: u64,
+    /// FEC, source: blocks closed (full, or short by the flush timer).
+    pub blocks_sent: u64,
+    /// FEC, receiver: blocks for which it sent at least one NAK (parity or selective).
+    pub blocks_naked: u64,
+    /// FEC, receiver: blocks passed by the delivery point with packets neither received nor
+    /// rebuilt (their losses were reported as `Unrecoverable`).
+    pub blocks_unrecovered: u64,
 }
 
 /// Datagrams dropped because they could not be decoded or did not belong here, by reason.

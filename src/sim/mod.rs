@@ -26,6 +26,7 @@
 
 mod agenda;
 mod check;
+pub mod fec_table;
 mod link;
 mod node;
 mod recovery;

@@ -6,6 +6,7 @@
 
 mod burst_loss;
 mod determinism;
+mod fec;
 mod independent_loss;
 mod many_receivers;
 mod no_loss;

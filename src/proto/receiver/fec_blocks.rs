@@ -49,6 +49,8 @@ struct Block {
     sources: BTreeMap<u8, Source>,
     parity: BTreeMap<u8, Bytes>,
     parity_rounds: u8,
+    /// A NAK (parity or selective) went out for this block.
+    naked: bool,
     done: bool,
 }
 
@@ -178,7 +180,11 @@ impl FecReceiver {
 
     /// Splits the positions the NAK cycle wants to NAK into those to ask for selectively and
     /// `(block first position, symbols needed)` parity requests.
-    pub(super) fn split_nak(&mut self, missing: &[Pos]) -> (Vec<Pos>, Vec<(Pos, u16)>) {
+    pub(super) fn split_nak(
+        &mut self,
+        missing: &[Pos],
+        stats: &mut Stats,
+    ) -> (Vec<Pos>, Vec<(Pos, u16)>) {
         let mut selective = Vec::new();
         let mut parity: Vec<(Pos, u16)> = Vec::new();
         for &pos in missing {
@@ -186,12 +192,17 @@ impl FecReceiver {
                 selective.push(pos);
                 continue;
             };
-            let in_block = block.k.is_some_and(|k| pos < first + u64::from(k));
+            let in_block = block.k.is_none_or(|k| pos < first + u64::from(k));
+            if in_block && !block.naked {
+                block.naked = true;
+                stats.recovery.blocks_naked += 1;
+            }
             if parity.last().is_some_and(|&(b, _)| b == first) {
                 continue;
             }
             let need = block.need();
             let eligible = in_block
+                && block.k.is_some()
                 && !block.done
                 && block.k.is_some_and(|k| k >= MIN_PARITY_BLOCK)
                 && block.parity_rounds < MAX_PARITY_ROUNDS
@@ -233,11 +244,14 @@ impl FecReceiver {
     }
 
     /// Forgets blocks that end before `delivered` (the delivery point).
-    pub(super) fn prune(&mut self, delivered: Pos) {
+    pub(super) fn prune(&mut self, delivered: Pos, stats: &mut Stats) {
         while let Some((&first, block)) = self.blocks.first_key_value() {
             let span = block.k.map_or(MAX_SOURCES as u64, u64::from);
             if first + span > delivered {
                 break;
+            }
+            if !block.done && block.missing().is_some_and(|missing| missing > 0) {
+                stats.recovery.blocks_unrecovered += 1;
             }
             self.blocks.remove(&first);
         }

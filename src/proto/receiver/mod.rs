@@ -292,7 +292,7 @@ impl PeerState {
         for data in self.fec.try_decode(block, self.stream, ctx.stats) {
             self.on_data(ctx, out, data);
         }
-        self.fec.prune(self.reorder.next());
+        self.fec.prune(self.reorder.next(), ctx.stats);
     }
 
     /// Another receiver's parity NAK: suppresses ours for a block it asks enough parity for.
@@ -328,7 +328,7 @@ impl PeerState {
         due: &[Pos],
     ) {
         let timestamp = ctx.clock.timestamp(ctx.now);
-        let (selective, parity) = self.fec.split_nak(due);
+        let (selective, parity) = self.fec.split_nak(due, ctx.stats);
         for ranges in nak::nak_range_lists(&selective) {
             out.packets.push_back(Packet::Nak(Nak {
                 stream: self.stream,
@@ -449,6 +449,7 @@ impl PeerState {
         if !expired.lost.is_empty() {
             self.mark_lost(&expired.lost);
             self.reorder.drain(ctx.stats, &mut out.events);
+            self.fec.prune(self.reorder.next(), ctx.stats);
         }
         // A silent receiver lets the cycle run (its retries and give-up report the losses
         // parity did not rebuild) but sends nothing.

@@ -24,6 +24,7 @@
 
 use super::window::{Position, TransmitWindow};
 use crate::proto::fec::{BlockEncoder, FecError, XOR_PARITY};
+use crate::stats::Stats;
 use crate::wire::{Packet, Parity, SeqNum, SeqRange, StreamId};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -69,6 +70,10 @@ struct Block {
     xor_sent: bool,
     /// Reed-Solomon parities sent so far (indices 1..=rs_sent went out, possibly cycled).
     rs_sent: u32,
+    /// The largest request answered in the current round, and when that round began: NAKs
+    /// crossing in one round are answered by their maximum, not their sum (PGM §9.6).
+    answered: u16,
+    round_at: Option<Instant>,
 }
 
 /// The block being filled.
@@ -125,7 +130,13 @@ impl FecSender {
     /// Files the ODATA at window `index` into the open block (starting one if needed);
     /// returns its index in the block. A block reaching k closes and queues its proactive
     /// parity.
-    pub(super) fn on_odata(&mut self, window: &TransmitWindow, index: u64, now: Instant) -> u8 {
+    pub(super) fn on_odata(
+        &mut self,
+        window: &TransmitWindow,
+        index: u64,
+        now: Instant,
+        stats: &mut Stats,
+    ) -> u8 {
         let open = self.open.get_or_insert(OpenBlock {
             first: index,
             count: 0,
@@ -135,7 +146,7 @@ impl FecSender {
         open.count += 1;
         open.last_at = now;
         if open.count >= self.params.k {
-            self.close(window);
+            self.close(window, stats);
         }
         in_block
     }
@@ -146,9 +157,9 @@ impl FecSender {
     }
 
     /// Closes the open block if its flush time has come.
-    pub(super) fn on_timeout(&mut self, window: &TransmitWindow, now: Instant) {
+    pub(super) fn on_timeout(&mut self, window: &TransmitWindow, now: Instant, stats: &mut Stats) {
         if self.flush_at().is_some_and(|at| at <= now) {
-            self.close(window);
+            self.close(window, stats);
         }
     }
 
@@ -177,6 +188,8 @@ impl FecSender {
         window: &TransmitWindow,
         block: SeqNum,
         needed: u16,
+        now: Instant,
+        round: Duration,
     ) -> Option<SeqRange> {
         let Position::Held(first) = window.position(block) else {
             return None;
@@ -188,6 +201,18 @@ impl FecSender {
         let m = u32::from(self.params.m);
         let mut indices = Vec::with_capacity(usize::from(needed));
         let entry = &mut self.blocks[at];
+        let same_round = entry
+            .round_at
+            .is_some_and(|at| now.saturating_duration_since(at) < round);
+        let needed = if same_round {
+            let extra = needed.saturating_sub(entry.answered);
+            entry.answered = entry.answered.max(needed);
+            extra
+        } else {
+            entry.round_at = Some(now);
+            entry.answered = needed;
+            needed
+        };
         if needed == 1 && !entry.xor_sent && entry.rs_sent == 0 {
             entry.xor_sent = true;
             indices.push(XOR_PARITY as u8);
@@ -210,15 +235,18 @@ impl FecSender {
     }
 
     /// Closes the open block: records it and queues its proactive parity.
-    fn close(&mut self, window: &TransmitWindow) {
+    fn close(&mut self, window: &TransmitWindow, stats: &mut Stats) {
         let Some(open) = self.open.take() else {
             return;
         };
+        stats.recovery.blocks_sent += 1;
         self.blocks.push_back(Block {
             first: open.first,
             k: open.count,
             xor_sent: false,
             rs_sent: 0,
+            answered: 0,
+            round_at: None,
         });
         let p = self.params.p;
         if p == 0 {

@@ -239,6 +239,7 @@ impl SourceState {
     pub(crate) fn handle_parity_nak(&mut self, ctx: &mut Context<'_>, nak: &ParityNak) {
         ctx.stats.recovery.naks_received += 1;
         ctx.stats.recovery.parity_naks_received += 1;
+        let (now, round) = (ctx.now, self.linger());
         let Some(fec) = self.fec.as_mut().filter(|_| nak.stream == self.stream) else {
             ctx.stats.drops.count("out_of_window");
             return;
@@ -246,7 +247,9 @@ impl SourceState {
         let confirmed: Vec<SeqRange> = nak
             .blocks
             .iter()
-            .filter_map(|request| fec.on_parity_nak(&self.window, request.first, request.count))
+            .filter_map(|request| {
+                fec.on_parity_nak(&self.window, request.first, request.count, now, round)
+            })
             .collect();
         if confirmed.len() < nak.blocks.len() {
             ctx.stats.drops.count("out_of_window");
@@ -282,7 +285,7 @@ impl SourceState {
         self.window.evict_expired(ctx.now);
         self.repairs.forget_below(self.window.trail_index());
         if let Some(fec) = self.fec.as_mut() {
-            fec.on_timeout(&self.window, ctx.now);
+            fec.on_timeout(&self.window, ctx.now, ctx.stats);
             fec.forget_below(self.window.trail_index());
         }
         // Runs at least every `spm_interval_max` once data flowed: the ambient SPM timer.
@@ -318,7 +321,7 @@ impl SourceState {
         } else if spm_due {
             self.spm(ctx)
         } else {
-            self.next_odata(now)?
+            self.next_odata(ctx)?
         };
         self.pacer.charge(now, datagram.len());
         Some(datagram)
@@ -383,7 +386,8 @@ impl SourceState {
         None
     }
 
-    fn next_odata(&mut self, now: Instant) -> Option<Bytes> {
+    fn next_odata(&mut self, ctx: &mut Context<'_>) -> Option<Bytes> {
+        let now = ctx.now;
         let fragment = self.queue.pop()?;
         let seq = self.window.lead();
         let index = self.window.trail_index() + self.window.len() as u64;
@@ -397,7 +401,7 @@ impl SourceState {
             fec_index: None,
         });
         let fec_index = self.fec.as_mut().map(|fec| {
-            let in_block = fec.on_odata(&self.window, index, now);
+            let in_block = fec.on_odata(&self.window, index, now, ctx.stats);
             if let Some(entry) = self.window.get_mut(index) {
                 entry.fec_index = Some(in_block);
             }
