@@ -7,6 +7,8 @@
 
 pub(crate) mod event;
 pub(crate) mod fec;
+#[cfg(test)]
+mod fec_tests;
 pub(crate) mod receiver;
 pub(crate) mod source;
 

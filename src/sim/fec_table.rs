@@ -12,7 +12,8 @@
 //! Metrics: repair datagrams (RDATA + PARITY) per source packet; the share of (receiver,
 //! block) pairs for which the receiver sent no NAK; the share of (receiver, block) pairs
 //! delivered whole (blocks the delivery point passed with packets missing count as lost);
-//! the mean RDATA recovery delay in RTTs (parity rebuilds are not timed, see `docs/fec.md`);
+//! the mean recovery delay in RTTs of every packet a receiver missed (repair arrival, or the
+//! delivery of a packet rebuilt from parity, minus when its original would have arrived);
 //! whether every run passed its oracles and delivered everything. Block figures need blocks, so
 //! they are empty for `selective`.
 //!
@@ -146,7 +147,7 @@ pub struct Cell {
     pub blocks_without_nak_pct: Option<f64>,
     /// Percentage of (receiver, block) pairs delivered whole.
     pub blocks_recovered_pct: Option<f64>,
-    /// Mean RDATA recovery delay in RTTs of the farthest receiver.
+    /// Mean recovery delay (RDATA or parity rebuild) in RTTs of the farthest receiver.
     pub recovery_mean_rtt: f64,
     /// Every run passed its oracles and every receiver got every message.
     pub complete: bool,
@@ -256,7 +257,7 @@ fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
 pub const CSV_HEADER: &str = "receivers,loss,mode,repairs_per_source_packet,blocks_without_nak_pct,blocks_recovered_pct,recovery_mean_rtt,complete";
 
 /// The markdown header matching [`Cell::markdown`].
-pub const MARKDOWN_HEADER: &str = "| receivers | loss | mode | (k, p) | repairs / source packet | blocks without NAK % | blocks recovered % | RDATA recovery mean (RTT) | complete |\n|---:|---|---|---|---:|---:|---:|---:|---|";
+pub const MARKDOWN_HEADER: &str = "| receivers | loss | mode | (k, p) | repairs / source packet | blocks without NAK % | blocks recovered % | recovery mean (RTT) | complete |\n|---:|---|---|---|---:|---:|---:|---:|---|";
 
 fn optional(value: Option<f64>) -> String {
     value.map_or(String::new(), |v| format!("{v:.2}"))

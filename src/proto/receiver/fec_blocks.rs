@@ -28,9 +28,17 @@ use std::ops::Range;
 /// Most blocks tracked per source: bounds memory whatever the network sends.
 pub(super) const MAX_BLOCKS: usize = 1024;
 /// Parity NAK rounds per block before falling back to selective NAKs.
-pub(super) const MAX_PARITY_ROUNDS: u8 = 3;
+pub(super) const MAX_PARITY_ROUNDS: u8 = 8;
 /// Smallest block asked for by parity; smaller ones are repaired selectively.
 pub(super) const MIN_PARITY_BLOCK: u8 = 4;
+
+/// Counts the block's first NAK.
+fn mark_naked(block: &mut Block, stats: &mut Stats) {
+    if !block.naked {
+        block.naked = true;
+        stats.recovery.blocks_naked += 1;
+    }
+}
 
 /// One received source packet's protected fields.
 #[derive(Clone, Debug)]
@@ -183,6 +191,7 @@ impl FecReceiver {
     pub(super) fn split_nak(
         &mut self,
         missing: &[Pos],
+        lead: Pos,
         stats: &mut Stats,
     ) -> (Vec<Pos>, Vec<(Pos, u16)>) {
         let mut selective = Vec::new();
@@ -192,22 +201,28 @@ impl FecReceiver {
                 selective.push(pos);
                 continue;
             };
-            let in_block = block.k.is_none_or(|k| pos < first + u64::from(k));
-            if in_block && !block.naked {
-                block.naked = true;
-                stats.recovery.blocks_naked += 1;
+            // With k unknown the block may still be open at the source: it spans at most to
+            // the leading edge (the source closes it when the parity NAK arrives).
+            let end = block.k.map_or(lead.min(first + MAX_SOURCES as u64), |k| {
+                first + u64::from(k)
+            });
+            if pos >= end || block.done {
+                selective.push(pos);
+                continue;
             }
             if parity.last().is_some_and(|&(b, _)| b == first) {
                 continue;
             }
-            let need = block.need();
-            let eligible = in_block
-                && block.k.is_some()
-                && !block.done
-                && block.k.is_some_and(|k| k >= MIN_PARITY_BLOCK)
+            mark_naked(block, stats);
+            let span = end - first;
+            let need = match block.k {
+                Some(_) => block.need(),
+                None => (span as usize).saturating_sub(block.sources.len()),
+            };
+            if span >= u64::from(MIN_PARITY_BLOCK)
                 && block.parity_rounds < MAX_PARITY_ROUNDS
-                && need > 0;
-            if eligible {
+                && need > 0
+            {
                 block.parity_rounds += 1;
                 parity.push((first, u16::try_from(need).unwrap_or(u16::MAX)));
             } else {

@@ -228,8 +228,10 @@ impl PeerState {
         self.reorder.drain(ctx.stats, &mut out.events);
         let next = self.reorder.next();
         let pos = gaps::unwrap(next, data.seq);
+        // Only packets not yet delivered: a late copy must not revive a pruned block.
         let block = data
             .fec_index
+            .filter(|_| pos >= next)
             .and_then(|index| self.fec.on_source(pos, index, &data));
         match self.edge.on_data(next, pos) {
             Arrival::Behind => ctx.stats.recovery.duplicates += 1,
@@ -328,7 +330,7 @@ impl PeerState {
         due: &[Pos],
     ) {
         let timestamp = ctx.clock.timestamp(ctx.now);
-        let (selective, parity) = self.fec.split_nak(due, ctx.stats);
+        let (selective, parity) = self.fec.split_nak(due, self.edge.lead(), ctx.stats);
         for ranges in nak::nak_range_lists(&selective) {
             out.packets.push_back(Packet::Nak(Nak {
                 stream: self.stream,

@@ -25,7 +25,7 @@
 use super::window::{Position, TransmitWindow};
 use crate::proto::fec::{BlockEncoder, FecError, XOR_PARITY};
 use crate::stats::Stats;
-use crate::wire::{Packet, Parity, SeqNum, SeqRange, StreamId};
+use crate::wire::{HEADER_LEN, Packet, Parity, SeqNum, SeqRange, StreamId};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -37,6 +37,13 @@ pub(super) const MAX_QUEUED_PARITY: usize = 4096;
 /// Bytes of `message_len` and `fragment_offset` protected with each payload, so a recovered
 /// packet is rebuilt whole.
 pub(crate) const SOURCE_HEADER_LEN: usize = 8;
+
+/// Datagram bytes around the largest payload in a PARITY packet: common header, PARITY fields,
+/// the symbol's length prefix, the protected source header and one byte of even-length
+/// padding. It exceeds an ODATA's overhead with the BLOCK word (36), so a source with FEC cuts
+/// its payloads to `max_datagram - PARITY_OVERHEAD` and every datagram fits.
+pub(super) const PARITY_OVERHEAD: usize =
+    HEADER_LEN + 16 + crate::proto::fec::LEN_PREFIX + SOURCE_HEADER_LEN + 1;
 
 /// The FEC shape of a session: blocks of up to `k` sources, `p` proactive parity per block,
 /// `m` Reed-Solomon parity encoded per block, blocks closed `flush` after their last packet.
@@ -74,6 +81,9 @@ struct Block {
     /// crossing in one round are answered by their maximum, not their sum (PGM §9.6).
     answered: u16,
     round_at: Option<Instant>,
+    /// Parity of this block queued and not sent yet: a request they already cover (a NAK
+    /// repeated while the pacer held them back) adds nothing.
+    queued: u16,
 }
 
 /// The block being filled.
@@ -88,6 +98,8 @@ struct OpenBlock {
 pub(super) struct QueuedParity {
     pub(super) datagram: Bytes,
     pub(super) on_demand: bool,
+    /// Window index of the block's first packet.
+    block: u64,
 }
 
 /// The source's FEC state (present only with `fec(k, p)` configured).
@@ -172,7 +184,12 @@ impl FecSender {
 
     /// The next PARITY packet to send.
     pub(super) fn pop(&mut self) -> Option<QueuedParity> {
-        self.queue.pop_front()
+        let parity = self.queue.pop_front()?;
+        if let Ok(at) = self.blocks.binary_search_by_key(&parity.block, |b| b.first) {
+            let block = &mut self.blocks[at];
+            block.queued = block.queued.saturating_sub(1);
+        }
+        Some(parity)
     }
 
     /// Whether PARITY packets wait.
@@ -190,10 +207,16 @@ impl FecSender {
         needed: u16,
         now: Instant,
         round: Duration,
+        stats: &mut Stats,
     ) -> Option<SeqRange> {
         let Position::Held(first) = window.position(block) else {
             return None;
         };
+        // A receiver asking about the open block: close it now (with a smaller k) rather than
+        // make it wait for the rest of the block.
+        if self.open.is_some_and(|open| open.first == first) {
+            self.close(window, stats);
+        }
         let at = self.blocks.binary_search_by_key(&first, |b| b.first).ok()?;
         if !self.encode(window, at) {
             return None;
@@ -211,7 +234,7 @@ impl FecSender {
         } else {
             entry.round_at = Some(now);
             entry.answered = needed;
-            needed
+            needed.saturating_sub(entry.queued)
         };
         if needed == 1 && !entry.xor_sent && entry.rs_sent == 0 {
             entry.xor_sent = true;
@@ -247,6 +270,7 @@ impl FecSender {
             rs_sent: 0,
             answered: 0,
             round_at: None,
+            queued: 0,
         });
         let p = self.params.p;
         if p == 0 {
@@ -325,6 +349,10 @@ impl FecSender {
         self.queue.push_back(QueuedParity {
             datagram: Packet::Parity(parity).to_bytes(),
             on_demand,
+            block: first,
         });
+        if let Ok(at) = self.blocks.binary_search_by_key(&first, |b| b.first) {
+            self.blocks[at].queued += 1;
+        }
     }
 }

@@ -92,9 +92,13 @@ impl SourceState {
         first_seq: SeqNum,
         now: Instant,
     ) -> Self {
-        let max_payload = settings
-            .max_datagram
-            .saturating_sub(HEADER_LEN + DATA_FIELDS_LEN);
+        // With FEC a payload must also fit a PARITY datagram, whose symbol frames it.
+        let overhead = if settings.fec.is_some() {
+            fec_blocks::PARITY_OVERHEAD
+        } else {
+            HEADER_LEN + DATA_FIELDS_LEN
+        };
+        let max_payload = settings.max_datagram.saturating_sub(overhead);
         // `message_len` is a u32 on the wire.
         let max_message_len = settings.max_message_len.min(u32::MAX as usize);
         SourceState {
@@ -248,7 +252,8 @@ impl SourceState {
             .blocks
             .iter()
             .filter_map(|request| {
-                fec.on_parity_nak(&self.window, request.first, request.count, now, round)
+                let (block, needed) = (request.first, request.count);
+                fec.on_parity_nak(&self.window, block, needed, now, round, ctx.stats)
             })
             .collect();
         if confirmed.len() < nak.blocks.len() {
