@@ -151,6 +151,8 @@ pub struct Cell {
     pub recovery_mean_rtt: f64,
     /// Every run passed its oracles and every receiver got every message.
     pub complete: bool,
+    /// NAKs (selective and parity) sent by all receivers, over all runs.
+    pub receiver_naks: u64,
 }
 
 /// The network of a cell.
@@ -238,11 +240,7 @@ fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
     } else {
         delays.iter().sum::<f64>() / delays.len() as f64
     };
-    let complete = reports.iter().all(|report| {
-        report.passed()
-            && report.completed_at.is_some()
-            && report.hosts.iter().all(|host| host.lost_messages == 0)
-    });
+    let complete = reports.iter().all(SimReport::delivered_everything);
     Cell {
         key,
         repairs_per_source_packet: repairs as f64 / odata.max(1) as f64,
@@ -250,6 +248,7 @@ fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
         blocks_recovered_pct: (blocks > 0).then(|| pct(unrecovered)),
         recovery_mean_rtt,
         complete,
+        receiver_naks: receivers_total(|s| s.recovery.naks_sent),
     }
 }
 

@@ -46,5 +46,8 @@ fn silent_receivers_recover_ninety_nine_percent_of_blocks_at_two_percent_loss() 
     assert_eq!(Mode::Silent.fec(Loss::Indep(2)), Some((30, 3)), "p/k = 0.1");
     let recovered = silent.blocks_recovered_pct.expect("FEC cell has blocks");
     assert!(recovered >= 99.0, "{silent:?}");
-    assert!(recovered < 100.0 || silent.complete, "{silent:?}");
+    assert_eq!(
+        silent.receiver_naks, 0,
+        "silent receivers send no NAK: {silent:?}"
+    );
 }

@@ -18,7 +18,7 @@
 
 use super::gaps::{Pos, seq_of};
 use crate::proto::fec::{BlockDecoder, MAX_SOURCES, XOR_PARITY};
-use crate::proto::source::SOURCE_HEADER_LEN;
+use crate::proto::source::{read_source_symbol, write_source_symbol};
 use crate::stats::Stats;
 use crate::wire::{Data, SeqNum, StreamId};
 use bytes::Bytes;
@@ -328,12 +328,8 @@ impl FecReceiver {
             return Vec::new();
         }
         for (&index, source) in &block.sources {
-            self.scratch.clear();
-            self.scratch
-                .extend_from_slice(&source.message_len.to_be_bytes());
-            self.scratch
-                .extend_from_slice(&source.fragment_offset.to_be_bytes());
-            self.scratch.extend_from_slice(&source.payload);
+            let (len, offset) = (source.message_len, source.fragment_offset);
+            write_source_symbol(&mut self.scratch, len, offset, &source.payload);
             if coder.add_source(usize::from(index), &self.scratch).is_err() {
                 return Vec::new();
             }
@@ -354,11 +350,9 @@ impl FecReceiver {
             let Some(symbol) = coder.source(index) else {
                 continue;
             };
-            let Some((header, payload)) = symbol.split_at_checked(SOURCE_HEADER_LEN) else {
+            let Some((message_len, fragment_offset, payload)) = read_source_symbol(symbol) else {
                 continue;
             };
-            let message_len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-            let fragment_offset = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
             if u64::from(fragment_offset) + payload.len() as u64 > u64::from(message_len) {
                 continue;
             }

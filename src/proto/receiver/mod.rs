@@ -558,6 +558,14 @@ pub(crate) struct ReceiverState {
     released: VecDeque<Released>,
 }
 
+/// The peer of `stream` if it is the instance followed (packets that only answer or complement
+/// data never start a stream or reveal a restart). The caller reindexes it.
+fn followed(peers: &mut HashMap<u64, PeerState>, stream: StreamId) -> Option<&mut PeerState> {
+    peers
+        .get_mut(&stream.source)
+        .filter(|peer| peer.stream.instance == stream.instance)
+}
+
 /// Where a stream released for silence stopped.
 #[derive(Clone, Copy, Debug)]
 struct Released {
@@ -670,29 +678,20 @@ impl ReceiverState {
     /// A PARITY packet from a source followed (it never starts a stream).
     pub(crate) fn handle_parity(&mut self, ctx: &mut Context<'_>, parity: Parity) {
         self.last_now = Some(ctx.now);
-        let source = parity.stream.source;
-        let Some(peer) = self.peers.get_mut(&source) else {
-            return;
-        };
-        if peer.stream.instance != parity.stream.instance {
-            return;
+        let stream = parity.stream;
+        if let Some(peer) = followed(&mut self.peers, stream) {
+            peer.on_parity(ctx, &mut self.out, parity);
+            self.reindex(stream.source);
         }
-        peer.on_parity(ctx, &mut self.out, parity);
-        self.reindex(source);
     }
 
     /// Another receiver's parity NAK: suppression input, like [`Self::handle_foreign_nak`].
     pub(crate) fn handle_foreign_parity_nak(&mut self, ctx: &mut Context<'_>, nak: &ParityNak) {
         self.last_now = Some(ctx.now);
-        let source = nak.stream.source;
-        let Some(peer) = self.peers.get_mut(&source) else {
-            return;
-        };
-        if peer.stream.instance != nak.stream.instance {
-            return;
+        if let Some(peer) = followed(&mut self.peers, nak.stream) {
+            peer.on_foreign_parity_nak(&self.config, ctx, nak);
+            self.reindex(nak.stream.source);
         }
-        peer.on_foreign_parity_nak(&self.config, ctx, nak);
-        self.reindex(source);
     }
 
     /// Runs every peer timer due at `ctx.now`: NAKs, give-ups, reports, silence.

@@ -38,6 +38,30 @@ pub(super) const MAX_QUEUED_PARITY: usize = 4096;
 /// packet is rebuilt whole.
 pub(crate) const SOURCE_HEADER_LEN: usize = 8;
 
+/// Writes what FEC protects of one source packet into `out` (cleared first): its
+/// `message_len` and `fragment_offset`, then its payload. The receiver reads it back with
+/// [`read_source_symbol`].
+pub(crate) fn write_source_symbol(
+    out: &mut Vec<u8>,
+    message_len: u32,
+    fragment_offset: u32,
+    payload: &[u8],
+) {
+    out.clear();
+    out.extend_from_slice(&message_len.to_be_bytes());
+    out.extend_from_slice(&fragment_offset.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// `(message_len, fragment_offset, payload)` of a rebuilt source symbol, or `None` when it is
+/// too short to hold them.
+pub(crate) fn read_source_symbol(symbol: &[u8]) -> Option<(u32, u32, &[u8])> {
+    let (header, payload) = symbol.split_at_checked(SOURCE_HEADER_LEN)?;
+    let message_len = u32::from_be_bytes(header[..4].try_into().ok()?);
+    let fragment_offset = u32::from_be_bytes(header[4..].try_into().ok()?);
+    Some((message_len, fragment_offset, payload))
+}
+
 /// Datagram bytes around the largest payload in a PARITY packet: common header, PARITY fields,
 /// the symbol's length prefix, the protected source header and one byte of even-length
 /// padding. It exceeds an ODATA's overhead with the BLOCK word (36), so a source with FEC cuts
@@ -305,12 +329,8 @@ impl FecSender {
             let Some(entry) = window.get(index) else {
                 return false;
             };
-            self.scratch.clear();
-            self.scratch
-                .extend_from_slice(&entry.message_len.to_be_bytes());
-            self.scratch
-                .extend_from_slice(&entry.fragment_offset.to_be_bytes());
-            self.scratch.extend_from_slice(&entry.payload);
+            let (len, offset) = (entry.message_len, entry.fragment_offset);
+            write_source_symbol(&mut self.scratch, len, offset, &entry.payload);
             if self.encoder.push_source(&self.scratch).is_err() {
                 return false;
             }
