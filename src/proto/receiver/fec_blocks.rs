@@ -370,3 +370,116 @@ impl FecReceiver {
         rebuilt
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: StreamId = StreamId {
+        source: 9,
+        instance: 1,
+    };
+
+    fn data(pos: Pos, index: u8) -> Data {
+        Data {
+            stream: STREAM,
+            repair: false,
+            seq: seq_of(pos),
+            trail: SeqNum(0),
+            message_len: 3,
+            fragment_offset: 0,
+            payload: Bytes::from_static(b"abc"),
+            fec_index: Some(index),
+        }
+    }
+
+    /// A block of 8 at position 100 holding every source but `missing`, k known from the next
+    /// block's first packet.
+    fn block_missing(missing: &[u8]) -> FecReceiver {
+        let mut fec = FecReceiver::default();
+        for index in (0..8).filter(|i| !missing.contains(i)) {
+            fec.on_source(
+                100 + u64::from(index),
+                index,
+                &data(100 + u64::from(index), index),
+            );
+        }
+        fec.on_source(108, 0, &data(108, 0));
+        fec
+    }
+
+    #[test]
+    fn missing_packets_of_a_known_block_become_one_parity_request() {
+        let mut fec = block_missing(&[2, 5, 6]);
+        let mut stats = Stats::default();
+        let (selective, parity) = fec.split_nak(&[102, 105, 106], 109, &mut stats);
+        assert!(selective.is_empty());
+        assert_eq!(parity, vec![(100, 3)]);
+        assert_eq!(stats.recovery.blocks_naked, 1);
+    }
+
+    #[test]
+    fn a_block_asked_too_often_falls_back_to_selective() {
+        let mut fec = block_missing(&[2]);
+        let mut stats = Stats::default();
+        for _ in 0..MAX_PARITY_ROUNDS {
+            assert_eq!(fec.split_nak(&[102], 109, &mut stats).1.len(), 1);
+        }
+        assert_eq!(fec.split_nak(&[102], 109, &mut stats), (vec![102], vec![]));
+    }
+
+    #[test]
+    fn an_open_block_is_asked_up_to_the_leading_edge_and_a_tiny_one_selectively() {
+        let mut fec = FecReceiver::default();
+        for index in [0u8, 1, 3, 4] {
+            fec.on_source(
+                200 + u64::from(index),
+                index,
+                &data(200 + u64::from(index), index),
+            );
+        }
+        let mut stats = Stats::default();
+        // k unknown: the block spans to the leading edge (205), one packet missing.
+        assert_eq!(fec.split_nak(&[202], 205, &mut stats).1, vec![(200, 1)]);
+        // Only 3 positions known so far: too small for parity.
+        let mut small = FecReceiver::default();
+        small.on_source(300, 0, &data(300, 0));
+        assert_eq!(
+            small.split_nak(&[301], 303, &mut stats),
+            (vec![301], vec![])
+        );
+    }
+
+    #[test]
+    fn a_foreign_request_covers_this_receiver_only_if_it_asks_enough() {
+        let fec = block_missing(&[1, 4]);
+        assert!(fec.covered_by(100, 1, 100..109).is_empty());
+        assert_eq!(fec.covered_by(100, 2, 100..109), vec![101..102, 104..105]);
+    }
+
+    #[test]
+    fn pruning_counts_blocks_passed_with_holes_and_the_store_is_bounded() {
+        let mut fec = block_missing(&[3]);
+        let mut stats = Stats::default();
+        fec.prune(108, &mut stats);
+        assert_eq!(stats.recovery.blocks_unrecovered, 1);
+        let mut many = FecReceiver::default();
+        for block in 0..(MAX_BLOCKS as u64 + 10) {
+            many.on_source(block * 300, 0, &data(block * 300, 0));
+        }
+        assert_eq!(many.blocks.len(), MAX_BLOCKS);
+        // Older than everything held once full: refused rather than evicting newer blocks.
+        assert!(many.on_source(5, 0, &data(5, 0)).is_none());
+    }
+
+    #[test]
+    fn garbage_parity_never_panics_and_rebuilds_nothing() {
+        let mut fec = block_missing(&[0]);
+        let mut stats = Stats::default();
+        let symbol = Bytes::from(vec![0xff; 14]);
+        fec.on_parity(100, 8, 4, 1, SeqNum(0), symbol);
+        // The prefix claims 65,535 bytes: the decoder refuses it; nothing is made up.
+        assert!(fec.try_decode(100, STREAM, &mut stats).is_empty());
+        assert_eq!(stats.recovery.packets_recovered, 0);
+    }
+}

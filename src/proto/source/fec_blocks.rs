@@ -376,3 +376,105 @@ impl FecSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::base_instant;
+    use super::super::window::{Entry, Limits};
+    use super::*;
+    use crate::wire;
+
+    const MS: Duration = Duration::from_millis(1);
+    const STREAM: StreamId = StreamId {
+        source: 3,
+        instance: 4,
+    };
+
+    /// A window holding `packets` sent packets, each filed into `fec` as it is pushed.
+    fn sent(fec: &mut FecSender, packets: u64, now: Instant, stats: &mut Stats) -> TransmitWindow {
+        let limits = Limits {
+            packets: 1_000,
+            bytes: 1 << 20,
+            age: Duration::from_secs(60),
+        };
+        let mut window = TransmitWindow::new(SeqNum(u32::MAX - 2), limits);
+        for index in 0..packets {
+            window.push(Entry {
+                sent_at: now,
+                message_len: 100,
+                fragment_offset: 0,
+                payload: Bytes::from(vec![index as u8; 100]),
+                repaired_at: None,
+                repair_queued: false,
+                fec_index: None,
+            });
+            fec.on_odata(&window, index, now, stats);
+        }
+        window
+    }
+
+    fn indices(fec: &mut FecSender) -> Vec<u8> {
+        std::iter::from_fn(|| fec.pop())
+            .map(|queued| match wire::decode(queued.datagram) {
+                Ok(Packet::Parity(parity)) => parity.index,
+                other => panic!("not a PARITY: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requests_in_one_round_are_answered_by_their_maximum_and_later_ones_by_new_indices() {
+        let now = base_instant();
+        let mut stats = Stats::default();
+        let mut fec = FecSender::new(FecParams::new(8, 0, 5 * MS), STREAM, 100).expect("shape");
+        let window = sent(&mut fec, 8, now, &mut stats);
+        let block = window.seq_of(0);
+        let range = fec.on_parity_nak(&window, block, 2, now, 10 * MS, &mut stats);
+        assert_eq!(
+            range.map(|r| r.count),
+            Some(8),
+            "the NCF covers the whole block"
+        );
+        // Crossing requests: 3 needs one more than the 2 already answered, 1 needs none.
+        fec.on_parity_nak(&window, block, 3, now + MS, 10 * MS, &mut stats);
+        fec.on_parity_nak(&window, block, 1, now + MS, 10 * MS, &mut stats);
+        assert_eq!(indices(&mut fec), vec![1, 2, 3]);
+        // A later round gets indices never sent; past m = 4 they cycle.
+        fec.on_parity_nak(&window, block, 2, now + 20 * MS, 10 * MS, &mut stats);
+        assert_eq!(indices(&mut fec), vec![4, 1]);
+    }
+
+    #[test]
+    fn a_first_single_loss_gets_the_xor_parity_and_queued_parity_counts() {
+        let now = base_instant();
+        let mut stats = Stats::default();
+        let mut fec = FecSender::new(FecParams::new(8, 0, 5 * MS), STREAM, 100).expect("shape");
+        let window = sent(&mut fec, 8, now, &mut stats);
+        let block = window.seq_of(0);
+        fec.on_parity_nak(&window, block, 1, now, 10 * MS, &mut stats);
+        // A repeat in a later round while the XOR parity still waits for the pacer adds nothing.
+        fec.on_parity_nak(&window, block, 1, now + 20 * MS, 10 * MS, &mut stats);
+        assert_eq!(indices(&mut fec), vec![0]);
+    }
+
+    #[test]
+    fn a_request_for_the_open_block_closes_it_with_the_packets_sent_so_far() {
+        let now = base_instant();
+        let mut stats = Stats::default();
+        let mut fec = FecSender::new(FecParams::new(8, 0, 5 * MS), STREAM, 100).expect("shape");
+        let window = sent(&mut fec, 5, now, &mut stats);
+        assert!(fec.flush_at().is_some());
+        let range = fec.on_parity_nak(&window, window.seq_of(0), 1, now, 10 * MS, &mut stats);
+        assert_eq!(range.map(|r| r.count), Some(5));
+        assert_eq!((fec.flush_at(), stats.recovery.blocks_sent), (None, 1));
+        // Not a block start, and a block gone from the window: unknown.
+        assert!(
+            fec.on_parity_nak(&window, window.seq_of(2), 1, now, MS, &mut stats)
+                .is_none()
+        );
+        assert!(
+            fec.on_parity_nak(&window, SeqNum(7), 1, now, MS, &mut stats)
+                .is_none()
+        );
+    }
+}
