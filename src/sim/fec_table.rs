@@ -208,6 +208,12 @@ pub fn run_cell(key: CellKey, runs: u32) -> Cell {
             )
         })
         .collect();
+    // `RMCAST_TABLE_DEBUG=1` prints the report of every run that did not deliver everything.
+    if std::env::var_os("RMCAST_TABLE_DEBUG").is_some() {
+        for report in reports.iter().filter(|r| !r.delivered_everything()) {
+            eprintln!("{report}");
+        }
+    }
     pool(key, &reports)
 }
 

@@ -99,6 +99,9 @@ pub(super) struct FecReceiver {
     blocks: BTreeMap<Pos, Block>,
     decoder: Option<Decoder>,
     scratch: Vec<u8>,
+    /// Reed-Solomon parities per block the source defines (from its newest PARITY): a block
+    /// missing more than this can only be repaired selectively.
+    rs_per_block: Option<u8>,
 }
 
 impl std::fmt::Debug for FecReceiver {
@@ -138,6 +141,7 @@ impl FecReceiver {
         trail: SeqNum,
         symbol: Bytes,
     ) -> Option<Pos> {
+        self.rs_per_block = Some(m);
         let block = self.block(first)?;
         if block.done {
             return None;
@@ -215,13 +219,18 @@ impl FecReceiver {
             }
             mark_naked(block, stats);
             let span = end - first;
+            let missing = (span as usize).saturating_sub(block.sources.len());
             let need = match block.k {
                 Some(_) => block.need(),
-                None => (span as usize).saturating_sub(block.sources.len()),
+                None => missing,
             };
+            // More missing than the source has Reed-Solomon parities: no amount of parity
+            // rebuilds the block, so ask for its packets.
+            let parity_can_do_it = self.rs_per_block.is_none_or(|m| missing <= usize::from(m));
             if span >= u64::from(MIN_PARITY_BLOCK)
                 && block.parity_rounds < MAX_PARITY_ROUNDS
                 && need > 0
+                && parity_can_do_it
             {
                 block.parity_rounds += 1;
                 parity.push((first, u16::try_from(need).unwrap_or(u16::MAX)));
@@ -426,6 +435,16 @@ mod tests {
             assert_eq!(fec.split_nak(&[102], 109, &mut stats).1.len(), 1);
         }
         assert_eq!(fec.split_nak(&[102], 109, &mut stats), (vec![102], vec![]));
+    }
+
+    #[test]
+    fn a_block_missing_more_than_the_parity_the_source_has_is_repaired_selectively() {
+        let mut fec = block_missing(&[1, 2, 3]);
+        let mut stats = Stats::default();
+        // The source defines m = 2 Reed-Solomon parities per block; one is held already.
+        fec.on_parity(100, 8, 2, 1, SeqNum(0), Bytes::from(vec![0; 14]));
+        let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
+        assert_eq!((selective, parity), (vec![101, 102, 103], vec![]));
     }
 
     #[test]
