@@ -362,7 +362,8 @@ impl Packet {
     ///
     /// # Panics
     /// If the packet breaks a documented limit (no ranges, more than [`MAX_RANGES`] or
-    /// [`MAX_ECHOES`], a range of count 0): such a packet is a bug in the caller, never input.
+    /// [`MAX_ECHOES`], a range of count 0, a PARITY symbol beyond 65,535 bytes): such a packet
+    /// is a bug in the caller, never input.
     /// A [`Data`] whose `fragment_offset + payload.len()` exceeds `message_len` is not checked
     /// here; it is written as given and every receiver drops it as `Malformed`.
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
