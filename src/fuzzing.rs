@@ -113,7 +113,7 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
         source: input.u64(),
         instance: input.u32(),
     };
-    match kind % 8 {
+    match kind % 9 {
         0 | 1 => {
             let seq = input.seq();
             let trail = input.seq();
@@ -127,7 +127,7 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
             let fragment_offset = offset_pick % (message_len - payload_len).saturating_add(1);
             Packet::Data(Data {
                 stream,
-                repair: kind % 8 == 1,
+                repair: kind % 9 == 1,
                 seq,
                 trail,
                 message_len,
@@ -192,6 +192,14 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
                 symbol: Bytes::from(symbol),
             })
         }
+        8 => Packet::ParityNcf(Ncf {
+            stream,
+            gone: input.u8() & 1 == 1,
+            requester: input.u64(),
+            timestamp_echo: input.u32(),
+            trail: input.seq(),
+            ranges: build_ranges(input),
+        }),
         7 => Packet::ParityNak(ParityNak {
             stream,
             requester: input.u64(),
@@ -276,7 +284,7 @@ mod tests {
     fn roundtrip_harness_builds_every_packet_type() {
         use crate::wire::PacketType;
         let mut seen = Vec::new();
-        for kind in 0u8..8 {
+        for kind in 0u8..9 {
             let input = [
                 kind, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 200,
             ];
@@ -292,6 +300,7 @@ mod tests {
             PacketType::Spm,
             PacketType::Report,
             PacketType::Parity,
+            PacketType::ParityNcf,
         ] {
             assert!(seen.contains(&wanted), "harness never builds {wanted:?}");
         }

@@ -214,16 +214,16 @@ fn a_parity_nak_draws_exactly_the_missing_count_of_new_parity() {
         .collect();
     assert_eq!(naks[0].blocks.len(), 1);
     assert_eq!(naks[0].blocks[0].count, 3);
-    // The NCF confirms the whole block before any parity leaves.
-    let ncf_at = group
-        .sent
-        .iter()
-        .position(|(_, p)| matches!(p, Packet::Ncf(_)));
+    // The PARITY_NCF ("3 coming for this block") leaves before any parity.
+    let ncf_at = group.sent.iter().position(|(_, p)| match p {
+        Packet::ParityNcf(ncf) => ncf.ranges[0].count == 3,
+        _ => false,
+    });
     let parity_at = group
         .sent
         .iter()
         .position(|(_, p)| matches!(p, Packet::Parity(_)));
-    assert!(ncf_at < parity_at, "NCF first");
+    assert!(ncf_at.is_some() && ncf_at < parity_at, "PARITY_NCF first");
 }
 
 #[test]

@@ -184,6 +184,14 @@ impl Session {
                     self.receiver.handle_parity(ctx, parity);
                 }
             }
+            Packet::ParityNcf(ncf) => {
+                ctx.stats.rx.ncf.add(len);
+                if ncf.stream.source == own {
+                    ctx.stats.drops.count("own");
+                } else {
+                    self.receiver.handle_parity_ncf(ctx, &ncf);
+                }
+            }
             Packet::ParityNak(nak) => {
                 ctx.stats.rx.nak.add(len);
                 if nak.requester == own {
@@ -308,7 +316,7 @@ fn count_transmit(stats: &mut Stats, payload: &Bytes) {
         Some(Some(wire::PacketType::Odata)) => &mut stats.tx.odata,
         Some(Some(wire::PacketType::Rdata)) => &mut stats.tx.rdata,
         Some(Some(wire::PacketType::Nak)) => &mut stats.tx.nak,
-        Some(Some(wire::PacketType::Ncf)) => &mut stats.tx.ncf,
+        Some(Some(wire::PacketType::Ncf | wire::PacketType::ParityNcf)) => &mut stats.tx.ncf,
         Some(Some(wire::PacketType::Spm)) => &mut stats.tx.spm,
         Some(Some(wire::PacketType::Report)) => &mut stats.tx.report,
         Some(Some(wire::PacketType::Parity)) => &mut stats.tx.parity,

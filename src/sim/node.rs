@@ -224,7 +224,7 @@ impl Member for SessionMember {
                 seq: nak.ranges.first().map(|r| r.first.0),
                 message_start: None,
             },
-            Packet::Ncf(ncf) => Inspected {
+            Packet::Ncf(ncf) | Packet::ParityNcf(ncf) => Inspected {
                 kind: PacketKind::Ncf,
                 stream,
                 seq: ncf.ranges.first().map(|r| r.first.0),

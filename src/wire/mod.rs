@@ -70,6 +70,8 @@ pub(crate) enum PacketType {
     Redirect = 0x0a,
     /// Reserved: positive acknowledgement.
     Ack = 0x0b,
+    /// Confirmation of a parity NAK: per block, how many parity symbols will come.
+    ParityNcf = 0x0c,
 }
 
 impl PacketType {
@@ -88,6 +90,7 @@ impl PacketType {
             0x09 => PacketType::Polr,
             0x0a => PacketType::Redirect,
             0x0b => PacketType::Ack,
+            0x0c => PacketType::ParityNcf,
             _ => return None,
         })
     }
@@ -95,7 +98,7 @@ impl PacketType {
     /// Whether this build implements the type (the rest are reserved codes).
     #[must_use]
     pub(crate) fn is_implemented(self) -> bool {
-        (self as u8) <= 0x07
+        matches!(self as u8, 0x01..=0x07 | 0x0c)
     }
 }
 
@@ -130,6 +133,9 @@ pub(crate) enum Packet {
     /// A receiver's request for parity (a NAK with the PARITY flag): per block, how many
     /// symbols it still needs.
     ParityNak(ParityNak),
+    /// The source's confirmation of a parity NAK (PARITY_NCF, the NCF layout): each range is
+    /// `(block, parity symbols coming)`, so only receivers needing no more wait for them.
+    ParityNcf(Ncf),
 }
 
 /// ODATA / RDATA body. A message larger than one datagram is split into fragments carried by
@@ -326,6 +332,7 @@ impl Packet {
             Packet::Report(p) => p.stream,
             Packet::Parity(p) => p.stream,
             Packet::ParityNak(p) => p.stream,
+            Packet::ParityNcf(p) => p.stream,
         }
     }
 
@@ -336,7 +343,7 @@ impl Packet {
             + match self {
                 Packet::Data(p) => p.body_len(),
                 Packet::Nak(p) => p.body_len(),
-                Packet::Ncf(p) => p.body_len(),
+                Packet::Ncf(p) | Packet::ParityNcf(p) => p.body_len(),
                 Packet::Spm(p) => p.body_len(),
                 Packet::Report(_) => Report::BODY_LEN,
                 Packet::Parity(p) => p.body_len(),
@@ -355,6 +362,7 @@ impl Packet {
             Packet::Spm(_) => PacketType::Spm,
             Packet::Report(_) => PacketType::Report,
             Packet::Parity(_) => PacketType::Parity,
+            Packet::ParityNcf(_) => PacketType::ParityNcf,
         }
     }
 
@@ -369,7 +377,7 @@ impl Packet {
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
         let flags = match self {
             Packet::Data(p) => p.flags(),
-            Packet::Ncf(p) => p.flags(),
+            Packet::Ncf(p) | Packet::ParityNcf(p) => p.flags(),
             Packet::ParityNak(_) => header::FLAG_PARITY_NAK,
             Packet::Nak(_) | Packet::Spm(_) | Packet::Report(_) | Packet::Parity(_) => 0,
         };
@@ -377,7 +385,7 @@ impl Packet {
         match self {
             Packet::Data(p) => p.encode_body(buf),
             Packet::Nak(p) => p.encode_body(buf),
-            Packet::Ncf(p) => p.encode_body(buf),
+            Packet::Ncf(p) | Packet::ParityNcf(p) => p.encode_body(buf),
             Packet::Spm(p) => p.encode_body(buf),
             Packet::Report(p) => p.encode_body(buf),
             Packet::Parity(p) => p.encode_body(buf),
@@ -413,6 +421,7 @@ pub(crate) fn decode(mut datagram: Bytes) -> Result<Packet, WireError> {
         PacketType::Spm => Packet::Spm(Spm::decode_body(stream, body)?),
         PacketType::Report => Packet::Report(Report::decode_body(stream, body)?),
         PacketType::Parity => Packet::Parity(Parity::decode_body(stream, body)?),
+        PacketType::ParityNcf => Packet::ParityNcf(Ncf::decode_body(stream, flags, body)?),
         // `header::decode` already rejected these as `ReservedType`; kept as an error, not a
         // panic, so a future edit of `is_implemented` cannot turn input into a crash.
         reserved @ (PacketType::Poll

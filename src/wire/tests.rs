@@ -183,6 +183,7 @@ fn packet() -> impl Strategy<Value = Packet> {
         report().prop_map(Packet::Report),
         parity().prop_map(Packet::Parity),
         parity_nak().prop_map(Packet::ParityNak),
+        ncf().prop_map(Packet::ParityNcf),
     ]
 }
 
@@ -796,6 +797,20 @@ pub(super) fn samples() -> Vec<(&'static str, Packet)> {
                 requester: 0xfeed_face_cafe_beef,
                 timestamp: 123_456,
                 blocks: vec![SeqRange {
+                    first: SeqNum(32),
+                    count: 2,
+                }],
+            }),
+        ),
+        (
+            "parity_ncf",
+            Packet::ParityNcf(Ncf {
+                stream: STREAM,
+                gone: false,
+                requester: 0xfeed_face_cafe_beef,
+                timestamp_echo: 123_456,
+                trail: SeqNum(10),
+                ranges: vec![SeqRange {
                     first: SeqNum(32),
                     count: 2,
                 }],

@@ -241,8 +241,10 @@ impl FecReceiver {
         (selective, parity)
     }
 
-    /// Another receiver asked for `needed` symbols of the block at `first`: the positions this
-    /// receiver misses there, if that many would rebuild its copy too (its NAK is redundant).
+    /// `needed` symbols of the block at `first` were asked for by another receiver, or are
+    /// coming (a PARITY_NCF): the positions this receiver misses there if that many would
+    /// rebuild its copy too (its own NAK is then redundant), else none. A block of unknown k
+    /// spans to the end of `tracked` (the leading edge), as in [`FecReceiver::split_nak`].
     pub(super) fn covered_by(
         &self,
         first: Pos,
@@ -252,17 +254,26 @@ impl FecReceiver {
         let Some(block) = self.blocks.get(&first) else {
             return Vec::new();
         };
-        let (Some(k), need) = (block.k, block.need()) else {
-            return Vec::new();
+        let end = block
+            .k
+            .map_or(tracked.end.min(first + MAX_SOURCES as u64), |k| {
+                first + u64::from(k)
+            });
+        let missing: Vec<Pos> = (first..end)
+            .filter(|pos| {
+                u8::try_from(pos - first).is_ok_and(|index| !block.sources.contains_key(&index))
+            })
+            .collect();
+        let need = match block.k {
+            Some(_) => block.need(),
+            None => missing.len(),
         };
         if block.done || need == 0 || need > usize::from(needed) {
             return Vec::new();
         }
-        let end = first + u64::from(k);
-        (0..k)
-            .filter(|index| !block.sources.contains_key(index))
-            .map(|index| first + u64::from(index))
-            .filter(|pos| tracked.contains(pos) && *pos < end)
+        missing
+            .into_iter()
+            .filter(|pos| tracked.contains(pos))
             .map(|pos| pos..pos + 1)
             .collect()
     }

@@ -297,6 +297,36 @@ impl PeerState {
         self.fec.prune(self.reorder.next(), ctx.stats);
     }
 
+    /// The source's PARITY_NCF: like an NCF, but each range is (block, parity coming); only the
+    /// packets of blocks that parity will rebuild here wait for it, the rest keep their NAKs.
+    fn on_parity_ncf(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+        ncf: &Ncf,
+    ) {
+        let now = ctx.now;
+        ctx.stats.recovery.ncfs_received += 1;
+        self.last_heard = now;
+        if ncf.requester == config.member {
+            self.rtt.sample(ctx.clock.since(now, ncf.timestamp_echo));
+            self.answers.ncf_at = Some(now);
+        } else {
+            self.heard_member(config, ncf.requester);
+        }
+        self.apply_trail(ncf.trail);
+        let (next, rtt) = (self.reorder.next(), self.rtt.rtt());
+        let tracked = next..self.edge.lead();
+        for block in &ncf.ranges {
+            let first = gaps::unwrap(next, block.first);
+            for positions in self.fec.covered_by(first, block.count, tracked.clone()) {
+                ctx.stats.recovery.naks_suppressed += self.naks.on_ncf(positions, now, rtt);
+            }
+        }
+        self.reorder.drain(ctx.stats, &mut out.events);
+    }
+
     /// Another receiver's parity NAK: suppresses ours for a block it asks enough parity for.
     fn on_foreign_parity_nak(
         &mut self,
@@ -682,6 +712,15 @@ impl ReceiverState {
         if let Some(peer) = followed(&mut self.peers, stream) {
             peer.on_parity(ctx, &mut self.out, parity);
             self.reindex(stream.source);
+        }
+    }
+
+    /// The source's PARITY_NCF for a stream followed.
+    pub(crate) fn handle_parity_ncf(&mut self, ctx: &mut Context<'_>, ncf: &Ncf) {
+        self.last_now = Some(ctx.now);
+        if let Some(peer) = followed(&mut self.peers, ncf.stream) {
+            peer.on_parity_ncf(&self.config, ctx, &mut self.out, ncf);
+            self.reindex(ncf.stream.source);
         }
     }
 

@@ -222,8 +222,9 @@ impl FecSender {
     }
 
     /// A parity NAK for the block starting at `block` asking for `needed` symbols. Queues that
-    /// many parities and returns the block's range to confirm by NCF; `None` when the block is
-    /// unknown (not a block start, still open, or gone from the window).
+    /// many parities (less what this round or the queue already covers) and returns what the
+    /// PARITY_NCF confirms: `(block, parity coming this round)`; `None` when the block is
+    /// unknown (not a block start, or gone from the window).
     pub(super) fn on_parity_nak(
         &mut self,
         window: &TransmitWindow,
@@ -271,13 +272,13 @@ impl FecSender {
                 indices.push(index as u8);
             }
         }
-        let (k, first_index) = (entry.k, entry.first);
+        let (k, first_index, coming) = (entry.k, entry.first, entry.answered.max(1));
         for index in indices {
             self.queue_parity(window, first_index, k, index, true);
         }
         Some(SeqRange {
             first: block,
-            count: u16::from(k),
+            count: coming,
         })
     }
 
@@ -432,8 +433,8 @@ mod tests {
         let range = fec.on_parity_nak(&window, block, 2, now, 10 * MS, &mut stats);
         assert_eq!(
             range.map(|r| r.count),
-            Some(8),
-            "the NCF covers the whole block"
+            Some(2),
+            "the PARITY_NCF says 2 are coming"
         );
         // Crossing requests: 3 needs one more than the 2 already answered, 1 needs none.
         fec.on_parity_nak(&window, block, 3, now + MS, 10 * MS, &mut stats);
@@ -465,8 +466,13 @@ mod tests {
         let window = sent(&mut fec, 5, now, &mut stats);
         assert!(fec.flush_at().is_some());
         let range = fec.on_parity_nak(&window, window.seq_of(0), 1, now, 10 * MS, &mut stats);
-        assert_eq!(range.map(|r| r.count), Some(5));
+        assert_eq!(range.map(|r| r.count), Some(1));
         assert_eq!((fec.flush_at(), stats.recovery.blocks_sent), (None, 1));
+        assert_eq!(
+            indices(&mut fec),
+            vec![0],
+            "k = 5 and one needed: the XOR parity"
+        );
         // Not a block start, and a block gone from the window: unknown.
         assert!(
             fec.on_parity_nak(&window, window.seq_of(2), 1, now, MS, &mut stats)

@@ -48,7 +48,7 @@ use super::Context;
 use crate::config::Settings;
 use crate::error::SendError;
 use crate::wire::{
-    Data, HEADER_LEN, Nak, Packet, ParityNak, Report, SeqNum, SeqRange, Spm, StreamId,
+    Data, HEADER_LEN, Nak, Ncf, Packet, ParityNak, Report, SeqNum, SeqRange, Spm, StreamId,
 };
 use bytes::Bytes;
 use fec_blocks::FecParams;
@@ -259,11 +259,17 @@ impl SourceState {
         if confirmed.len() < nak.blocks.len() {
             ctx.stats.drops.count("out_of_window");
         }
-        if !confirmed.is_empty() {
+        // One PARITY_NCF (a parity NAK carries at most MAX_RANGES blocks, as it does) saying
+        // per block how much parity is coming: receivers needing more keep their NAKs.
+        if !confirmed.is_empty() && self.ncfs.len() < repair::MAX_PENDING_NCFS {
             let trail = self.window.trail();
             let template =
                 repair::ncf_template(self.stream, false, nak.requester, nak.timestamp, trail);
-            repair::queue_ncfs(&mut self.ncfs, &template, &confirmed);
+            let ncf = Ncf {
+                ranges: confirmed,
+                ..template
+            };
+            self.ncfs.push_back(Packet::ParityNcf(ncf).to_bytes());
         }
     }
 
