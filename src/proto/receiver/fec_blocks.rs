@@ -7,11 +7,14 @@
 //! packets go back through the ordinary data path (`PeerState::on_data`), so they cancel
 //! pending NAKs and are delivered in order like any repair.
 //!
-//! Parity or selective: a missing packet is asked for by parity NAK when its block's k is
-//! known, the block holds at least [`MIN_PARITY_BLOCK`] packets and fewer than
-//! [`MAX_PARITY_ROUNDS`] parity NAKs went out for it; otherwise selectively (a small block
-//! gains nothing from parity, and after a few rounds the source's parity may be exhausted or
-//! the block gone from its window).
+//! Parity or selective: a missing packet is asked for by parity NAK when its block spans at
+//! least [`MIN_PARITY_BLOCK`] packets (a block of unknown k — still open at the source, which
+//! closes it on the request — spans to the leading edge), misses no more than the source's m
+//! Reed-Solomon parities could rebuild, and fewer than [`MAX_PARITY_ROUNDS`] parity NAKs went
+//! out for it; otherwise selectively (a small block gains nothing from parity, a block beyond m
+//! can never be rebuilt, and after many rounds the block may be gone from the source's window).
+//! Another receiver's parity NAK, or the source's PARITY_NCF, for at least as many symbols as
+//! this receiver needs puts its NAKs for the block on hold ([`FecReceiver::covered_by`]).
 //!
 //! Invariants: at most [`MAX_BLOCKS`] blocks are held (oldest dropped first) and none ends
 //! before the caller's delivery point once `prune` ran; a block marked `done` holds no payload.

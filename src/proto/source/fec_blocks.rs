@@ -1,6 +1,7 @@
 //! FEC at the source: cuts the ODATA stream into blocks of up to k packets, encodes each block
-//! when it closes (full, or by the flush timer with a smaller k), queues its p proactive
-//! PARITY packets, and answers parity NAKs with parity not sent before for that block.
+//! when it closes (full, by the flush timer, or on a parity NAK about it — the last two with a
+//! smaller k), queues its p proactive PARITY packets, and answers parity NAKs with parity not
+//! sent before for that block, confirmed by a PARITY_NCF saying how many are coming.
 //!
 //! Blocks are runs of consecutive sequence numbers, independent of message boundaries; a block
 //! is named by its first sequence number and every ODATA in it carries its index (the BLOCK
@@ -15,8 +16,10 @@
 //! cheap single-loss repair); with p ≥ 2 it is Reed-Solomon 1..=p (any p losses). On demand, a
 //! request for one symbol of a block with nothing sent yet gets the XOR parity, anything else
 //! the next Reed-Solomon indices not sent before; once all m are out, they are sent again in
-//! turn (the asker lost some of them). Receivers stop asking for parity after a few rounds or
-//! for small blocks and fall back to selective NAKs (see `receiver/fec_blocks.rs`).
+//! turn (the asker lost some of them). NAKs crossing in one round (the repair linger) are
+//! answered by their maximum, and parity still queued counts against a request. Receivers fall
+//! back to selective NAKs for small blocks, blocks beyond m and after many rounds (see
+//! `receiver/fec_blocks.rs`).
 //!
 //! Invariants: `blocks` is ordered by first index, disjoint, and every block starts at or
 //! after the window's trail index once `forget_below` ran; the open block's sources are the
