@@ -276,6 +276,24 @@ impl GroupConfig {
         self
     }
 
+    /// Forward error correction (FEC, `docs/fec.md`): the source groups its packets into
+    /// blocks of `k` (1..=255) and sends `p` Reed-Solomon parity packets with each block
+    /// (proactive; `p` may be 0), and receivers ask for parity instead of single packets
+    /// (on demand). Receivers need no setting: they follow whatever each source sends.
+    /// Default off (selective repair only).
+    pub fn fec(mut self, k: u8, p: u8) -> Self {
+        self.settings.fec = Some((k, p));
+        self
+    }
+
+    /// Silent receiver: send no NAKs and no reports at all, rely on the sources' proactive
+    /// parity, and report what it cannot rebuild as `Unrecoverable` after `give_up_after`
+    /// (NORM's and PGM's passive receivers). Default `false`.
+    pub fn silent(mut self, on: bool) -> Self {
+        self.settings.silent = on;
+        self
+    }
+
     /// Validates the protocol part of the configuration.
     pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
         if !(0.0..1.0).contains(&self.inject_loss_rx) {
@@ -376,6 +394,12 @@ pub(crate) struct Settings {
     /// A receiver meeting a source mid-stream asks for up to this many older packets still in
     /// the source's window (late-join backfill); 0 starts at the first packet heard.
     pub(crate) join_backfill_packets: u32,
+    /// FEC `(k, p)` for this member's stream; `None` sends no parity.
+    pub(crate) fec: Option<(u8, u8)>,
+    /// A block still open this long after its last packet is closed with a smaller k.
+    pub(crate) fec_flush: Duration,
+    /// Receive side sends no NAKs and no reports.
+    pub(crate) silent: bool,
 }
 
 impl Default for Settings {
@@ -408,6 +432,9 @@ impl Default for Settings {
             repair_d2: crate::proto::repair_timer::DEFAULT_D2,
             max_sources: 1024,
             join_backfill_packets: 1024,
+            fec: None,
+            fec_flush: Duration::from_millis(5),
+            silent: false,
         }
     }
 }
@@ -444,6 +471,11 @@ impl Settings {
                 value: self.session_share.to_string(),
                 hint: "a share of the data rate in (0, 1], such as 0.05",
             });
+        }
+        if let Some((k, _)) = self.fec
+            && k == 0
+        {
+            return Err(ConfigError::Zero("fec k"));
         }
         Ok(())
     }

@@ -13,8 +13,8 @@
 use bytes::Bytes;
 
 use crate::wire::{
-    self, Data, Echo, MAX_ECHOES, MAX_RANGES, MAX_REPORT_ECHOES, Nak, Ncf, Packet, PeerRdata,
-    Report, SeqNum, SeqRange, Spm, StreamId,
+    self, Data, Echo, MAX_ECHOES, MAX_RANGES, MAX_REPORT_ECHOES, Nak, Ncf, Packet, Parity,
+    ParityNak, PeerRdata, Report, SeqNum, SeqRange, Spm, StreamId,
 };
 
 /// Decodes arbitrary bytes; on success checks the re-encoding invariants.
@@ -113,8 +113,8 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
         source: input.u64(),
         instance: input.u32(),
     };
-    match kind % 7 {
-        0 | 1 => Packet::Data(build_data(input, stream, kind % 7 == 1)),
+    match kind % 10 {
+        0 | 1 => Packet::Data(build_data(input, stream, kind % 10 == 1)),
         2 => Packet::Nak(Nak {
             stream,
             requester: input.u64(),
@@ -144,6 +144,40 @@ fn build_packet(input: &mut ByteReader<'_>) -> Packet {
                 echoes,
             })
         }
+        6 => {
+            let block = input.seq();
+            let trail = input.seq();
+            let k = input.u8().max(1);
+            let m = input.u8().max(1);
+            let index = input.u8() % m.saturating_add(1).max(1);
+            let len = input.count(1, 255) * 2;
+            // Valid symbols are even and at least 2 bytes, however short the input ran.
+            let mut symbol = input.bytes(len).to_vec();
+            symbol.resize(symbol.len().next_multiple_of(2).max(2), 0);
+            Packet::Parity(Parity {
+                stream,
+                block,
+                trail,
+                k,
+                m: m.min(254),
+                index: index.min(m.min(254)),
+                symbol: Bytes::from(symbol),
+            })
+        }
+        8 => Packet::ParityNcf(Ncf {
+            stream,
+            gone: input.u8() & 1 == 1,
+            requester: input.u64(),
+            timestamp_echo: input.u32(),
+            trail: input.seq(),
+            ranges: build_ranges(input),
+        }),
+        7 => Packet::ParityNak(ParityNak {
+            stream,
+            requester: input.u64(),
+            timestamp: input.u32(),
+            blocks: build_ranges(input),
+        }),
         5 => Packet::Report(Report {
             stream,
             reporter: input.u64(),
@@ -182,6 +216,7 @@ fn build_data(input: &mut ByteReader<'_>, stream: StreamId, repair: bool) -> Dat
         message_len,
         fragment_offset,
         payload,
+        fec_index: (extra & 1 == 1).then_some(input.u8()),
     }
 }
 
@@ -263,7 +298,7 @@ mod tests {
     fn roundtrip_harness_builds_every_packet_type() {
         use crate::wire::PacketType;
         let mut seen = Vec::new();
-        for kind in 0u8..6 {
+        for kind in 0u8..9 {
             let input = [
                 kind, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 200,
             ];
@@ -278,6 +313,8 @@ mod tests {
             PacketType::Ncf,
             PacketType::Spm,
             PacketType::Report,
+            PacketType::Parity,
+            PacketType::ParityNcf,
         ] {
             assert!(seen.contains(&wanted), "harness never builds {wanted:?}");
         }

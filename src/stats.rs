@@ -38,6 +38,8 @@ pub struct PacketCounters {
     pub spm: Counter,
     /// Receiver reports.
     pub report: Counter,
+    /// PARITY (FEC) packets.
+    pub parity: Counter,
 }
 
 impl PacketCounters {
@@ -51,6 +53,7 @@ impl PacketCounters {
             self.ncf,
             self.spm,
             self.report,
+            self.parity,
         ];
         Counter {
             packets: all.iter().map(|c| c.packets).sum(),
@@ -96,6 +99,29 @@ pub struct RecoveryStats {
     pub unrecoverable_packets: u64,
     /// `Unrecoverable` events raised.
     pub unrecoverable_events: u64,
+    /// FEC, source: PARITY packets sent proactively, with their block.
+    pub parity_sent_proactive: u64,
+    /// FEC, source: PARITY packets sent in answer to parity NAKs.
+    pub parity_sent_on_demand: u64,
+    /// FEC, source: parity NAKs received (also counted in `naks_received`).
+    pub parity_naks_received: u64,
+    /// FEC, receiver: parity NAKs sent (also counted in `naks_sent`).
+    pub parity_naks_sent: u64,
+    /// FEC, receiver: PARITY packets received for a stream it follows.
+    pub parity_received: u64,
+    /// FEC, receiver: parity symbols consumed by successful decodes (one per packet rebuilt).
+    pub parity_used: u64,
+    /// FEC, receiver: blocks in which at least one missing packet was rebuilt from parity.
+    pub blocks_recovered: u64,
+    /// FEC, receiver: packets rebuilt from parity (also counted in `repairs_received`).
+    pub packets_recovered: u64,
+    /// FEC, source: blocks closed (full, or short by the flush timer).
+    pub blocks_sent: u64,
+    /// FEC, receiver: blocks for which it sent at least one NAK (parity or selective).
+    pub blocks_naked: u64,
+    /// FEC, receiver: blocks passed by the delivery point with packets neither received nor
+    /// rebuilt (their losses were reported as `Unrecoverable`).
+    pub blocks_unrecovered: u64,
 }
 
 /// Datagrams dropped because they could not be decoded or did not belong here, by reason.

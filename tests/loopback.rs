@@ -802,3 +802,65 @@ fn many_threads_share_one_group_to_send_and_to_receive() {
     sender.leave();
     receiver.leave();
 }
+
+/// RDATA and PARITY packets a receiver heard per ODATA it heard.
+fn repairs_heard_per_odata(received: &[Received]) -> f64 {
+    let repairs: u64 = received
+        .iter()
+        .map(|r| r.stats.rx.rdata.packets + r.stats.rx.parity.packets)
+        .sum();
+    let odata: u64 = received.iter().map(|r| r.stats.rx.odata.packets).sum();
+    repairs as f64 / odata.max(1) as f64
+}
+
+#[test]
+fn fec_parity_repairs_ten_percent_loss_with_fewer_repair_packets_than_selective() {
+    let _watchdog = Watchdog::arm(
+        "fec_parity_repairs_ten_percent_loss_with_fewer_repair_packets_than_selective",
+    );
+    let sizes = vec![1_000; 3_000];
+    let mut repairs = Vec::new();
+    for (fec, group, seed) in [
+        (false, "239.255.71.20:47120", 2000),
+        (true, "239.255.71.21:47121", 2100),
+    ] {
+        let source = if fec {
+            config(group, seed).fec(30, 0)
+        } else {
+            config(group, seed)
+        };
+        let received = transfer(
+            group,
+            (0..3)
+                .map(|i| config(group, seed + 1 + i).inject_loss(0.10, 0.0))
+                .collect(),
+            vec![(source, 20, sizes.clone())],
+            || {},
+            |_| true,
+        );
+        assert_no_loss_reported(&received);
+        for r in &received {
+            assert_eq!(
+                r.counts.values().sum::<usize>(),
+                sizes.len(),
+                "{:#?}",
+                r.stats
+            );
+            let s = &r.stats.recovery;
+            if fec {
+                // Parity really rebuilt packets, and was asked for by parity NAKs.
+                assert!(s.packets_recovered > 0 && s.blocks_recovered > 0, "{s:#?}");
+                assert!(r.stats.rx.parity.packets > 0, "{s:#?}");
+            } else {
+                assert_eq!(r.stats.rx.parity.packets, 0, "{s:#?}");
+            }
+        }
+        repairs.push(repairs_heard_per_odata(&received));
+    }
+    let (selective, parity) = (repairs[0], repairs[1]);
+    assert!(
+        parity < selective,
+        "repair packets heard per ODATA: FEC {parity:.3} vs selective {selective:.3}"
+    );
+    eprintln!("repair packets heard per ODATA: selective {selective:.3}, FEC {parity:.3}");
+}

@@ -7,6 +7,8 @@
 
 pub(crate) mod event;
 pub(crate) mod fec;
+#[cfg(test)]
+mod fec_tests;
 pub(crate) mod receiver;
 pub(crate) mod repair_timer;
 pub(crate) mod source;
@@ -177,6 +179,32 @@ impl Session {
                     self.receiver.handle_foreign_nak(ctx, &nak);
                 }
             }
+            Packet::Parity(parity) => {
+                ctx.stats.rx.parity.add(len);
+                if parity.stream.source == own {
+                    ctx.stats.drops.count("own");
+                } else {
+                    self.receiver.handle_parity(ctx, parity);
+                }
+            }
+            Packet::ParityNcf(ncf) => {
+                ctx.stats.rx.ncf.add(len);
+                if ncf.stream.source == own {
+                    ctx.stats.drops.count("own");
+                } else {
+                    self.receiver.handle_parity_ncf(ctx, &ncf);
+                }
+            }
+            Packet::ParityNak(nak) => {
+                ctx.stats.rx.nak.add(len);
+                if nak.requester == own {
+                    ctx.stats.drops.count("own");
+                } else if nak.stream.source == own {
+                    self.source.handle_parity_nak(ctx, &nak);
+                } else {
+                    self.receiver.handle_foreign_parity_nak(ctx, &nak);
+                }
+            }
             Packet::Report(report) => {
                 ctx.stats.rx.report.add(len);
                 if report.reporter == own {
@@ -323,9 +351,10 @@ fn count_transmit(stats: &mut Stats, payload: &[u8]) {
         Some(Some(wire::PacketType::Odata)) => &mut stats.tx.odata,
         Some(Some(wire::PacketType::Rdata | wire::PacketType::PeerRdata)) => &mut stats.tx.rdata,
         Some(Some(wire::PacketType::Nak)) => &mut stats.tx.nak,
-        Some(Some(wire::PacketType::Ncf)) => &mut stats.tx.ncf,
+        Some(Some(wire::PacketType::Ncf | wire::PacketType::ParityNcf)) => &mut stats.tx.ncf,
         Some(Some(wire::PacketType::Spm)) => &mut stats.tx.spm,
         Some(Some(wire::PacketType::Report)) => &mut stats.tx.report,
+        Some(Some(wire::PacketType::Parity)) => &mut stats.tx.parity,
         _ => return,
     };
     counter.add(len);

@@ -165,6 +165,21 @@ impl Checker {
         Some(self.ids[index].1)
     }
 
+    /// The source host and sequence offsets of a delivered message, if it is a known one.
+    pub(crate) fn message_offsets(
+        &self,
+        id: SourceId,
+        data: &Bytes,
+    ) -> Option<(usize, std::ops::Range<u32>)> {
+        let source = self.host_of(id)?;
+        let header = MessageHeader::parse(data)?;
+        let record = self.sources.get(source)?.as_ref()?;
+        ((header.index as usize) < record.starts.len()).then(|| {
+            let (start, end) = record.span(header.index);
+            (source, start..end)
+        })
+    }
+
     pub(crate) fn violate(&mut self, at: Duration, what: String) {
         self.violations_seen += 1;
         if self.violations.len() < MAX_VIOLATIONS {

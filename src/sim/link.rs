@@ -28,6 +28,8 @@ pub enum PacketKind {
     Spm,
     /// Receiver report.
     Report,
+    /// FEC parity.
+    Parity,
     /// Anything the member's codec does not recognise.
     Other,
 }

@@ -26,6 +26,7 @@
 
 mod agenda;
 mod check;
+pub mod fec_table;
 mod link;
 mod node;
 mod recovery;
@@ -687,6 +688,12 @@ impl<M: Member> Sim<M> {
     }
 
     fn record_event(&mut self, host: usize, event: &crate::Event) {
+        if let crate::Event::Message { source, data } = event
+            && let Some((source, offsets)) = self.checker.message_offsets(*source, data)
+        {
+            // Packets delivered without ever arriving were rebuilt from FEC parity.
+            self.recovery.on_delivered(host, source, offsets, self.now);
+        }
         let words: [u64; 3] = match event {
             crate::Event::Message { source, data } => [1, source.0, data.len() as u64],
             crate::Event::Unrecoverable { source, range } => [

@@ -230,7 +230,7 @@ impl Member for SessionMember {
                 seq: nak.ranges.first().map(|r| r.first.0),
                 message_start: None,
             },
-            Packet::Ncf(ncf) => Inspected {
+            Packet::Ncf(ncf) | Packet::ParityNcf(ncf) => Inspected {
                 kind: PacketKind::Ncf,
                 stream,
                 seq: ncf.ranges.first().map(|r| r.first.0),
@@ -253,6 +253,18 @@ impl Member for SessionMember {
                 kind: PacketKind::Rdata,
                 stream,
                 seq: Some(peer.data.seq.0),
+                message_start: None,
+            },
+            Packet::Parity(parity) => Inspected {
+                kind: PacketKind::Parity,
+                stream,
+                seq: Some(parity.block.0),
+                message_start: None,
+            },
+            Packet::ParityNak(nak) => Inspected {
+                kind: PacketKind::Nak,
+                stream,
+                seq: nak.blocks.first().map(|r| r.first.0),
                 message_start: None,
             },
         }

@@ -6,6 +6,9 @@
 //! without jitter make it exact). Per (receiver, source) a bitset of the sequence offsets
 //! received keeps only first arrivals.
 //!
+//! A packet delivered without any copy of it having arrived was rebuilt from FEC parity; its
+//! delay counts from the delivery of its message (`on_delivered`).
+//!
 //! Invariant: memory is one bit per (receiver, source, packet sent) plus one entry per
 //! recovered packet; nothing here touches members or the trace, so tracking cannot change a run.
 
@@ -108,6 +111,37 @@ impl RecoveryTracker {
         }
     }
 
+    /// `receiver` delivered a message of `source` made of the packets at `offsets`, at `now`:
+    /// any of them that never arrived was rebuilt from parity, and counts as recovered now.
+    pub(crate) fn on_delivered(
+        &mut self,
+        receiver: usize,
+        source: usize,
+        offsets: std::ops::Range<u32>,
+        now: Duration,
+    ) {
+        let Some(record) = self.received[receiver]
+            .iter_mut()
+            .find(|r| r.source == source)
+        else {
+            return;
+        };
+        for offset in offsets {
+            let Some(&sent) = self.sent_at[source].get(offset as usize) else {
+                continue;
+            };
+            let (word, bit) = (offset as usize / 64, offset % 64);
+            if word >= record.got.len() {
+                record.got.resize(word + 1, 0);
+            }
+            if sent == Duration::MAX || record.got[word] & (1 << bit) != 0 {
+                continue;
+            }
+            record.got[word] |= 1 << bit;
+            record.repaired.push(now.saturating_sub(sent));
+        }
+    }
+
     /// Extra delays of every recovered packet and the largest path delay.
     pub(crate) fn summary(&self) -> RecoverySummary {
         let mut summary = RecoverySummary::default();
@@ -147,5 +181,21 @@ mod tests {
         assert_eq!(summary.max_path_delay, 9 * MS);
         // Receiver 1: 19 − 2 − 5 = 12 ms. Receiver 2 got 2 first as a repair too: 11 − 2 − 9 = 0.
         assert_eq!(summary.delays, vec![12 * MS, Duration::ZERO]);
+    }
+
+    #[test]
+    fn a_packet_delivered_without_arriving_counts_from_its_delivery() {
+        let mut tracker = RecoveryTracker::new(2);
+        for offset in 0..3 {
+            tracker.on_sent(0, offset, MS * offset);
+        }
+        tracker.on_arrival(1, 0, 0, false, 5 * MS);
+        tracker.on_arrival(1, 0, 2, false, 7 * MS);
+        // Offset 1 never arrives; parity rebuilds it and its message is delivered at 9 ms.
+        tracker.on_delivered(1, 0, 0..3, 9 * MS);
+        // Delivering again (or a late copy) counts nothing more.
+        tracker.on_delivered(1, 0, 1..2, 20 * MS);
+        tracker.on_arrival(1, 0, 1, true, 30 * MS);
+        assert_eq!(tracker.summary().delays, vec![3 * MS]);
     }
 }

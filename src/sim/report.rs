@@ -81,6 +81,14 @@ impl SimReport {
         self.violation_count == 0
     }
 
+    /// No oracle broke, the run completed, and no host lost a message.
+    #[must_use]
+    pub fn delivered_everything(&self) -> bool {
+        self.passed()
+            && self.completed_at.is_some()
+            && self.hosts.iter().all(|host| host.lost_messages == 0)
+    }
+
     /// Sum of one counter over all hosts.
     pub fn total(&self, counter: impl Fn(&Stats) -> u64) -> u64 {
         self.hosts.iter().map(|h| counter(&h.stats)).sum()

@@ -274,11 +274,7 @@ pub fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
         .collect();
     delays.sort_by(f64::total_cmp);
     let per_loss = |count: u64| count as f64 / losses.max(1) as f64;
-    let complete = reports.iter().all(|report| {
-        report.passed()
-            && report.completed_at.is_some()
-            && report.hosts.iter().all(|host| host.lost_messages == 0)
-    });
+    let complete = reports.iter().all(SimReport::delivered_everything);
     Cell {
         key,
         runs: reports.len() as u32,

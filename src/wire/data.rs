@@ -14,10 +14,13 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! |                   fragment_offset (u32)                       | 28
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! |                 payload (rest of the datagram) ...            | 32
+//! |  block_index  |         reserved (3 bytes), only with BLOCK     | 32
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |           payload (rest of the datagram) ...                  | 32 or 36
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! flags: 0x01 FIRST (fragment_offset == 0), 0x02 LAST (fragment_offset + payload length ==
-//! message_len); other bits are sent as 0 and ignored.
+//! message_len), 0x04 BLOCK (FEC on: the 4-byte block word is present); other bits are sent
+//! as 0 and ignored.
 //! ```
 //!
 //! Follows RFC 3208 §8.2 (ODATA/RDATA carry `data_sqn` and `data_trail`) and its fragmentation
@@ -29,16 +32,23 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
-use super::header::{FLAG_FIRST, FLAG_LAST};
+use super::header::{FLAG_BLOCK, FLAG_FIRST, FLAG_LAST};
 use super::{Data, SeqNum, StreamId, WireError};
 
 /// Bytes of the fixed part of the body, before the payload.
 const FIXED_LEN: usize = 16;
+/// Bytes of the block word present with the BLOCK flag.
+const BLOCK_LEN: usize = 4;
 
 impl Data {
     /// Encoded body length (after the common header).
     pub(super) fn body_len(&self) -> usize {
-        FIXED_LEN + self.payload.len()
+        let block = if self.fec_index.is_some() {
+            BLOCK_LEN
+        } else {
+            0
+        };
+        FIXED_LEN + block + self.payload.len()
     }
 
     /// The FIRST / LAST flag bits derived from the fragment fields.
@@ -53,6 +63,9 @@ impl Data {
         {
             flags |= FLAG_LAST;
         }
+        if self.fec_index.is_some() {
+            flags |= FLAG_BLOCK;
+        }
         flags
     }
 
@@ -61,6 +74,11 @@ impl Data {
         buf.put_u32(self.trail.0);
         buf.put_u32(self.message_len);
         buf.put_u32(self.fragment_offset);
+        if let Some(index) = self.fec_index {
+            buf.put_u8(index);
+            buf.put_u8(0);
+            buf.put_u16(0);
+        }
         buf.put_slice(&self.payload);
     }
 
@@ -77,6 +95,16 @@ impl Data {
         let trail = SeqNum(body.get_u32());
         let message_len = body.get_u32();
         let fragment_offset = body.get_u32();
+        let fec_index = if flags & FLAG_BLOCK != 0 {
+            if body.remaining() < BLOCK_LEN {
+                return Err(WireError::Truncated);
+            }
+            let index = body.get_u8();
+            let _reserved = (body.get_u8(), body.get_u16());
+            Some(index)
+        } else {
+            None
+        };
         // What is left after the fixed fields is the payload, shared with the datagram.
         let payload = body;
         let fragment_end = u64::from(fragment_offset) + payload.len() as u64;
@@ -93,8 +121,9 @@ impl Data {
             message_len,
             fragment_offset,
             payload,
+            fec_index,
         };
-        let expected = data.flags();
+        let expected = data.flags() & (FLAG_FIRST | FLAG_LAST);
         if flags & (FLAG_FIRST | FLAG_LAST) != expected {
             return Err(WireError::Malformed(
                 "FIRST/LAST flags disagree with the fragment fields",

@@ -32,6 +32,11 @@ use super::{HEADER_LEN, PacketType, StreamId, VERSION, WireError};
 pub(crate) const FLAG_FIRST: u8 = 0x01;
 /// ODATA/RDATA flag: this fragment ends its message (`fragment_offset + len == message_len`).
 pub(crate) const FLAG_LAST: u8 = 0x02;
+/// ODATA/RDATA flag: FEC is on; 4 bytes after `fragment_offset` give the packet's index in
+/// its block.
+pub(crate) const FLAG_BLOCK: u8 = 0x04;
+/// NAK flag: a parity NAK, whose ranges are `(block, symbols needed)`.
+pub(crate) const FLAG_PARITY_NAK: u8 = 0x01;
 /// NCF flag: the confirmed ranges left the source's window and will never be repaired.
 pub(crate) const FLAG_GONE: u8 = 0x01;
 

@@ -13,7 +13,7 @@
 //!   are written as 0 and ignored, so a decoded packet re-encodes canonically.
 //!
 //! Files: `header.rs` (common header, flags), `data.rs` (ODATA/RDATA), `nak.rs` (NAK, NCF),
-//! `session.rs` (SPM, REPORT), `peer.rs` (PEER_RDATA), `seq.rs` ([`SeqNum`]), `tests.rs` (round-trip properties,
+//! `session.rs` (SPM, REPORT), `parity.rs` (PARITY, parity NAK), `peer.rs` (PEER_RDATA), `seq.rs` ([`SeqNum`]), `tests.rs` (round-trip properties,
 //! per-error tests, golden samples in `tests/data/packets/`). Each file starts with the byte
 //! diagram of what it parses.
 //!
@@ -22,6 +22,7 @@
 mod data;
 mod header;
 mod nak;
+mod parity;
 mod peer;
 mod seq;
 mod session;
@@ -65,7 +66,7 @@ pub(crate) enum PacketType {
     Spm = 0x05,
     /// Receiver report.
     Report = 0x06,
-    /// Reserved: FEC parity.
+    /// FEC parity symbol of one block.
     Parity = 0x07,
     /// Reserved: DLR poll.
     Poll = 0x08,
@@ -75,6 +76,8 @@ pub(crate) enum PacketType {
     Redirect = 0x0a,
     /// Reserved: positive acknowledgement.
     Ack = 0x0b,
+    /// Confirmation of a parity NAK: per block, how many parity symbols will come.
+    ParityNcf = 0x0c,
     /// A repair sent by a receiver from its cache (peer repair) for another member's stream.
     PeerRdata = 0x0d,
 }
@@ -95,6 +98,7 @@ impl PacketType {
             0x09 => PacketType::Polr,
             0x0a => PacketType::Redirect,
             0x0b => PacketType::Ack,
+            0x0c => PacketType::ParityNcf,
             0x0d => PacketType::PeerRdata,
             _ => return None,
         })
@@ -103,7 +107,7 @@ impl PacketType {
     /// Whether this build implements the type (the rest are reserved codes).
     #[must_use]
     pub(crate) fn is_implemented(self) -> bool {
-        (self as u8) <= 0x06 || self == PacketType::PeerRdata
+        matches!(self as u8, 0x01..=0x07 | 0x0c | 0x0d)
     }
 }
 
@@ -135,6 +139,14 @@ pub(crate) enum Packet {
     Report(Report),
     /// A repair of another member's stream sent by a receiver that held the data.
     PeerRdata(PeerRdata),
+    /// FEC parity symbol of one block of source packets (PARITY).
+    Parity(Parity),
+    /// A receiver's request for parity (a NAK with the PARITY flag): per block, how many
+    /// symbols it still needs.
+    ParityNak(ParityNak),
+    /// The source's confirmation of a parity NAK (PARITY_NCF, the NCF layout): each range is
+    /// `(block, parity symbols coming)`, so only receivers needing no more wait for them.
+    ParityNcf(Ncf),
 }
 
 /// ODATA / RDATA body. A message larger than one datagram is split into fragments carried by
@@ -156,6 +168,42 @@ pub(crate) struct Data {
     pub(crate) fragment_offset: u32,
     /// The fragment's bytes.
     pub(crate) payload: Bytes,
+    /// With FEC on: this packet's index in its block (the block starts at `seq - index`).
+    /// Sent as the BLOCK flag plus 4 bytes after `fragment_offset`.
+    pub(crate) fec_index: Option<u8>,
+}
+
+/// PARITY body: one parity symbol of a block (see `parity.rs` and `docs/fec.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Parity {
+    /// The stream whose packets the block holds.
+    pub(crate) stream: StreamId,
+    /// Sequence number of the block's first source packet: the block's name.
+    pub(crate) block: SeqNum,
+    /// Oldest sequence number the source can still repair.
+    pub(crate) trail: SeqNum,
+    /// Source packets in this block (smaller than configured for a block the flush closed).
+    pub(crate) k: u8,
+    /// Reed-Solomon parity symbols the source encodes per block (indices 1..=m; 0 is XOR).
+    pub(crate) m: u8,
+    /// Which parity symbol this is: 0 the XOR parity, 1..=m Reed-Solomon.
+    pub(crate) index: u8,
+    /// The framed parity symbol; its length is the block's symbol length.
+    pub(crate) symbol: Bytes,
+}
+
+/// Parity NAK body: like a [`Nak`], but each range names a block (`first`) and how many
+/// more parity symbols the requester needs for it (`count`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ParityNak {
+    /// The stream whose blocks are incomplete.
+    pub(crate) stream: StreamId,
+    /// Member id of the receiver sending it.
+    pub(crate) requester: u64,
+    /// The requester's clock (µs, wrapping), echoed in the NCF.
+    pub(crate) timestamp: u32,
+    /// `(block, symbols needed)`, 1 to [`MAX_RANGES`] entries, each count ≥ 1.
+    pub(crate) blocks: Vec<SeqRange>,
 }
 
 /// An inclusive run of sequence numbers: `first`, and `count - 1` more after it.
@@ -315,6 +363,9 @@ impl Packet {
             Packet::Spm(p) => p.stream,
             Packet::Report(p) => p.stream,
             Packet::PeerRdata(p) => p.data.stream,
+            Packet::Parity(p) => p.stream,
+            Packet::ParityNak(p) => p.stream,
+            Packet::ParityNcf(p) => p.stream,
         }
     }
 
@@ -325,10 +376,12 @@ impl Packet {
             + match self {
                 Packet::Data(p) => p.body_len(),
                 Packet::Nak(p) => p.body_len(),
-                Packet::Ncf(p) => p.body_len(),
+                Packet::Ncf(p) | Packet::ParityNcf(p) => p.body_len(),
                 Packet::Spm(p) => p.body_len(),
                 Packet::Report(p) => p.body_len(),
                 Packet::PeerRdata(p) => p.body_len(),
+                Packet::Parity(p) => p.body_len(),
+                Packet::ParityNak(p) => p.body_len(),
             }
     }
 
@@ -338,11 +391,13 @@ impl Packet {
         match self {
             Packet::Data(p) if p.repair => PacketType::Rdata,
             Packet::Data(_) => PacketType::Odata,
-            Packet::Nak(_) => PacketType::Nak,
+            Packet::Nak(_) | Packet::ParityNak(_) => PacketType::Nak,
             Packet::Ncf(_) => PacketType::Ncf,
             Packet::Spm(_) => PacketType::Spm,
             Packet::Report(_) => PacketType::Report,
             Packet::PeerRdata(_) => PacketType::PeerRdata,
+            Packet::Parity(_) => PacketType::Parity,
+            Packet::ParityNcf(_) => PacketType::ParityNcf,
         }
     }
 
@@ -350,24 +405,28 @@ impl Packet {
     ///
     /// # Panics
     /// If the packet breaks a documented limit (no ranges, more than [`MAX_RANGES`],
-    /// [`MAX_ECHOES`] or [`MAX_REPORT_ECHOES`], a range of count 0): such a packet is a bug in the caller, never input.
+    /// [`MAX_ECHOES`] or [`MAX_REPORT_ECHOES`], a range of count 0, a PARITY symbol beyond
+    /// 65,535 bytes): such a packet is a bug in the caller, never input.
     /// A [`Data`] whose `fragment_offset + payload.len()` exceeds `message_len` is not checked
     /// here; it is written as given and every receiver drops it as `Malformed`.
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
         let flags = match self {
             Packet::Data(p) => p.flags(),
-            Packet::Ncf(p) => p.flags(),
+            Packet::Ncf(p) | Packet::ParityNcf(p) => p.flags(),
             Packet::PeerRdata(p) => p.data.flags(),
-            Packet::Nak(_) | Packet::Spm(_) | Packet::Report(_) => 0,
+            Packet::ParityNak(_) => header::FLAG_PARITY_NAK,
+            Packet::Nak(_) | Packet::Spm(_) | Packet::Report(_) | Packet::Parity(_) => 0,
         };
         header::encode(buf, self.packet_type(), flags, self.stream());
         match self {
             Packet::Data(p) => p.encode_body(buf),
             Packet::Nak(p) => p.encode_body(buf),
-            Packet::Ncf(p) => p.encode_body(buf),
+            Packet::Ncf(p) | Packet::ParityNcf(p) => p.encode_body(buf),
             Packet::Spm(p) => p.encode_body(buf),
             Packet::Report(p) => p.encode_body(buf),
             Packet::PeerRdata(p) => p.encode_body(buf),
+            Packet::Parity(p) => p.encode_body(buf),
+            Packet::ParityNak(p) => p.encode_body(buf),
         }
     }
 
@@ -391,15 +450,19 @@ pub(crate) fn decode(mut datagram: Bytes) -> Result<Packet, WireError> {
     Ok(match header.packet_type {
         PacketType::Odata => Packet::Data(Data::decode_body(stream, false, flags, body)?),
         PacketType::Rdata => Packet::Data(Data::decode_body(stream, true, flags, body)?),
+        PacketType::Nak if flags & header::FLAG_PARITY_NAK != 0 => {
+            Packet::ParityNak(ParityNak::decode_body(stream, body)?)
+        }
         PacketType::Nak => Packet::Nak(Nak::decode_body(stream, body)?),
         PacketType::Ncf => Packet::Ncf(Ncf::decode_body(stream, flags, body)?),
         PacketType::Spm => Packet::Spm(Spm::decode_body(stream, body)?),
         PacketType::Report => Packet::Report(Report::decode_body(stream, body)?),
         PacketType::PeerRdata => Packet::PeerRdata(PeerRdata::decode_body(stream, flags, body)?),
+        PacketType::Parity => Packet::Parity(Parity::decode_body(stream, body)?),
+        PacketType::ParityNcf => Packet::ParityNcf(Ncf::decode_body(stream, flags, body)?),
         // `header::decode` already rejected these as `ReservedType`; kept as an error, not a
         // panic, so a future edit of `is_implemented` cannot turn input into a crash.
-        reserved @ (PacketType::Parity
-        | PacketType::Poll
+        reserved @ (PacketType::Poll
         | PacketType::Polr
         | PacketType::Redirect
         | PacketType::Ack) => return Err(WireError::ReservedType(reserved as u8)),

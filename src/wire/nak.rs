@@ -60,9 +60,14 @@ const NAK_FIXED_LEN: usize = 8 + 4 + 2 + 2;
 /// NCF fixed body: requester, timestamp_echo, trail, count, reserved.
 const NCF_FIXED_LEN: usize = 8 + 4 + 4 + 2 + 2;
 
+/// Body length of a NAK (or parity NAK) carrying `ranges` ranges.
+pub(super) fn nak_body_len(ranges: usize) -> usize {
+    NAK_FIXED_LEN + ranges * RANGE_LEN
+}
+
 impl Nak {
     pub(super) fn body_len(&self) -> usize {
-        NAK_FIXED_LEN + self.ranges.len() * RANGE_LEN
+        nak_body_len(self.ranges.len())
     }
 
     pub(super) fn encode_body(&self, buf: &mut impl BufMut) {
@@ -129,7 +134,7 @@ impl Ncf {
 /// Writes `count`, the reserved half-word and the ranges.
 ///
 /// Panics on the caller bugs [`super::Packet::encode`] documents.
-fn encode_ranges(buf: &mut impl BufMut, ranges: &[SeqRange]) {
+pub(super) fn encode_ranges(buf: &mut impl BufMut, ranges: &[SeqRange]) {
     assert!(
         (1..=MAX_RANGES).contains(&ranges.len()),
         "NAK/NCF must carry 1..={MAX_RANGES} ranges, got {}",
@@ -151,7 +156,7 @@ fn encode_ranges(buf: &mut impl BufMut, ranges: &[SeqRange]) {
 }
 
 /// Reads `count`, the reserved half-word and the ranges; `body` must end exactly after them.
-fn decode_ranges(body: &mut Bytes) -> Result<Vec<SeqRange>, WireError> {
+pub(super) fn decode_ranges(body: &mut Bytes) -> Result<Vec<SeqRange>, WireError> {
     if body.remaining() < 4 {
         return Err(WireError::Truncated);
     }

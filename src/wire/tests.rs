@@ -53,9 +53,10 @@ fn data() -> impl Strategy<Value = Data> {
         shape,
         1..u32::MAX,
         any::<u32>(),
+        proptest::option::of(any::<u8>()),
     )
         .prop_map(
-            |(stream, repair, seq, trail, payload, shape, extra, offset_pick)| {
+            |(stream, repair, seq, trail, payload, shape, extra, offset_pick, fec_index)| {
                 // Consistent fragment: fragment_offset + payload length <= message_len.
                 let len = payload.len() as u32;
                 let (message_len, fragment_offset) = match shape {
@@ -80,6 +81,7 @@ fn data() -> impl Strategy<Value = Data> {
                     message_len,
                     fragment_offset,
                     payload: Bytes::from(payload),
+                    fec_index,
                 }
             },
         )
@@ -215,7 +217,54 @@ fn packet() -> impl Strategy<Value = Packet> {
         spm().prop_map(Packet::Spm),
         report().prop_map(Packet::Report),
         peer_rdata().prop_map(Packet::PeerRdata),
+        parity().prop_map(Packet::Parity),
+        parity_nak().prop_map(Packet::ParityNak),
+        ncf().prop_map(Packet::ParityNcf),
     ]
+}
+
+fn parity() -> impl Strategy<Value = Parity> {
+    (
+        stream(),
+        seq(),
+        seq(),
+        1u8..=255,
+        1u8..=254,
+        any::<u8>(),
+        vec(any::<u8>(), 1..800),
+    )
+        .prop_map(|(stream, block, trail, k, m, index_pick, mut symbol)| {
+            // An even symbol of at least 2 bytes, an index within 0..=m.
+            symbol.push(0);
+            symbol.truncate(symbol.len() & !1);
+            Parity {
+                stream,
+                block,
+                trail,
+                k,
+                m,
+                index: index_pick % (m + 1),
+                symbol: Bytes::from(symbol),
+            }
+        })
+}
+
+fn parity_nak() -> impl Strategy<Value = ParityNak> {
+    (
+        stream(),
+        any::<u64>(),
+        any::<u32>(),
+        vec((seq(), 1u16..), 1..=MAX_RANGES),
+    )
+        .prop_map(|(stream, requester, timestamp, blocks)| ParityNak {
+            stream,
+            requester,
+            timestamp,
+            blocks: blocks
+                .into_iter()
+                .map(|(first, count)| SeqRange { first, count })
+                .collect(),
+        })
 }
 
 /// A valid 16-byte header for `code` followed by arbitrary bytes, so body parsers see input.
@@ -410,7 +459,7 @@ fn type_codes_are_classified() {
 
 #[test]
 fn every_reserved_type_is_rejected() {
-    for code in 0x07..=0x0b {
+    for code in 0x08..=0x0b {
         let mut bytes = bytes_of("report");
         bytes[1] = code;
         assert_eq!(
@@ -656,6 +705,7 @@ pub(super) fn samples() -> Vec<(&'static str, Packet)> {
                 message_len: 11,
                 fragment_offset: 0,
                 payload: Bytes::from_static(b"hello world"),
+                fec_index: None,
             }),
         ),
         (
@@ -668,6 +718,7 @@ pub(super) fn samples() -> Vec<(&'static str, Packet)> {
                 message_len: 3000,
                 fragment_offset: 1400,
                 payload: Bytes::from(vec![0x5a; 1400]),
+                fec_index: None,
             }),
         ),
         (
@@ -680,6 +731,7 @@ pub(super) fn samples() -> Vec<(&'static str, Packet)> {
                 message_len: 4,
                 fragment_offset: 0,
                 payload: Bytes::from_static(b"last"),
+                fec_index: None,
             }),
         ),
         (
@@ -751,6 +803,57 @@ pub(super) fn samples() -> Vec<(&'static str, Packet)> {
             }),
         ),
         (
+            "odata_fec",
+            Packet::Data(Data {
+                stream: STREAM,
+                repair: false,
+                seq: SeqNum(44),
+                trail: SeqNum(10),
+                message_len: 5,
+                fragment_offset: 0,
+                payload: Bytes::from_static(b"block"),
+                fec_index: Some(12),
+            }),
+        ),
+        (
+            "parity",
+            Packet::Parity(Parity {
+                stream: STREAM,
+                block: SeqNum(32),
+                trail: SeqNum(10),
+                k: 20,
+                m: 8,
+                index: 3,
+                symbol: Bytes::from_static(&[0, 5, b'b', b'l', b'o', b'c', b'k', 0]),
+            }),
+        ),
+        (
+            "parity_nak",
+            Packet::ParityNak(ParityNak {
+                stream: STREAM,
+                requester: 0xfeed_face_cafe_beef,
+                timestamp: 123_456,
+                blocks: vec![SeqRange {
+                    first: SeqNum(32),
+                    count: 2,
+                }],
+            }),
+        ),
+        (
+            "parity_ncf",
+            Packet::ParityNcf(Ncf {
+                stream: STREAM,
+                gone: false,
+                requester: 0xfeed_face_cafe_beef,
+                timestamp_echo: 123_456,
+                trail: SeqNum(10),
+                ranges: vec![SeqRange {
+                    first: SeqNum(32),
+                    count: 2,
+                }],
+            }),
+        ),
+        (
             "report",
             Packet::Report(Report {
                 stream: STREAM,
@@ -793,6 +896,7 @@ pub(super) fn samples() -> Vec<(&'static str, Packet)> {
                     message_len: 11,
                     fragment_offset: 0,
                     payload: Bytes::from_static(b"hello world"),
+                    fec_index: None,
                 },
             }),
         ),
@@ -812,7 +916,11 @@ fn malformed_samples() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let mut bad_version = bytes_of("odata");
     bad_version[0] = 2;
     let mut reserved_type = bytes_of("report");
-    reserved_type[1] = PacketType::Parity as u8;
+    reserved_type[1] = PacketType::Poll as u8;
+    let mut parity_bad_index = bytes_of("parity");
+    parity_bad_index[26] = 9;
+    let mut parity_truncated = bytes_of("parity");
+    parity_truncated.truncate(parity_truncated.len() - 1);
     let mut unknown_type = bytes_of("report");
     unknown_type[1] = 0x7f;
     let mut truncated_nak = bytes_of("nak");
@@ -827,6 +935,8 @@ fn malformed_samples() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
         ("malformed_bad_version", bad_version, "unknown_version"),
         ("malformed_reserved_type", reserved_type, "reserved_type"),
+        ("malformed_parity_index", parity_bad_index, "malformed"),
+        ("malformed_parity_truncated", parity_truncated, "truncated"),
         ("malformed_unknown_type", unknown_type, "unknown_type"),
         ("malformed_truncated_nak", truncated_nak, "truncated"),
         (

@@ -7,6 +7,7 @@
 mod aggregation;
 mod burst_loss;
 mod determinism;
+mod fec;
 mod independent_loss;
 mod many_receivers;
 mod no_loss;

@@ -44,7 +44,7 @@
     expect(
         dead_code,
         unused_imports,
-        reason = "the protocol wires the adapter in the next step of issue 4"
+        reason = "adapter queries the protocol does not call (Added, k, source_count, rs_parity_count) serve the tests and benches"
     )
 )]
 

@@ -14,6 +14,7 @@
 //! - `repair_cache`, `peer_repair`, `peer_rtt` (peer repair, off by default): recently received
 //!   packets kept per source, the timers that answer other receivers' NAKs from them with
 //!   repair suppression, and the distances to other receivers that scale those timers.
+//! - `fec_blocks`: FEC blocks, decoding, and the parity-or-selective choice for NAKs.
 //!
 //! A datagram from a source is handled in three steps: its trailing edge makes everything
 //! before it that is still missing unrecoverable; its own position is classified (duplicate,
@@ -42,6 +43,7 @@
 //! or in an `Unrecoverable` event, never in a silent hole; at most `max_sources` peers exist.
 
 mod backoff;
+mod fec_blocks;
 mod gaps;
 mod group_size;
 mod nak;
@@ -57,7 +59,10 @@ use crate::config::Settings;
 use crate::proto::repair_timer::RepairTimer;
 use crate::proto::{Event, SourceId};
 use crate::stats::RttSummary;
-use crate::wire::{self, Data, Echo, Nak, Ncf, Packet, PeerRdata, Report, SeqNum, Spm, StreamId};
+use crate::wire::{
+    self, Data, Echo, MAX_RANGES, Nak, Ncf, Packet, Parity, ParityNak, PeerRdata, Report, SeqNum,
+    SeqRange, Spm, StreamId,
+};
 use backoff::BackoffParams;
 pub use backoff::BackoffStrategy;
 #[cfg(test)]
@@ -135,6 +140,8 @@ struct ReceiverConfig {
     repair_timer: RepairTimer,
     /// Latest a source's RDATA follows its NCF with peer repair on, in distances.
     source_repair_spread: f64,
+    /// Send no NAKs and no reports (silent receiver).
+    silent: bool,
 }
 
 /// What the receive side hands out.
@@ -190,6 +197,8 @@ struct PeerState {
     cache: RepairCache,
     /// Peer repairs waiting for their timers.
     repairs: PeerRepairs,
+    /// FEC blocks of this source (empty unless it sends with FEC).
+    fec: fec_blocks::FecReceiver,
 }
 
 impl PeerState {
@@ -228,6 +237,7 @@ impl PeerState {
             }),
             cache: RepairCache::new(config.repair_cache_bytes),
             repairs: PeerRepairs::new(config.repair_timer),
+            fec: fec_blocks::FecReceiver::default(),
         }
         .with_group_size(config.group_size)
     }
@@ -300,6 +310,11 @@ impl PeerState {
         if self.cache.enabled() && pos >= next {
             self.cache.insert(pos, data.clone());
         }
+        // Only packets not yet delivered: a late copy must not revive a pruned block.
+        let block = data
+            .fec_index
+            .filter(|_| pos >= next)
+            .and_then(|index| self.fec.on_source(pos, index, &data));
         match self.edge.on_data(next, pos) {
             Arrival::Behind => ctx.stats.recovery.duplicates += 1,
             Arrival::OutOfWindow => ctx.stats.drops.count("out_of_window"),
@@ -325,6 +340,140 @@ impl PeerState {
                 }
                 self.reorder.accept(pos, data, ctx.stats, &mut out.events);
             }
+        }
+        if let Some(block) = block {
+            self.try_decode(ctx, out, block);
+        }
+    }
+
+    /// A PARITY packet: its trail, the block's end as a leading edge, then decoding.
+    fn on_parity(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, parity: Parity) {
+        self.last_heard = ctx.now;
+        ctx.stats.recovery.parity_received += 1;
+        self.apply_trail(parity.trail);
+        self.reorder.drain(ctx.stats, &mut out.events);
+        let next = self.reorder.next();
+        let first = gaps::unwrap(next, parity.block);
+        let end = first + u64::from(parity.k);
+        if end <= next {
+            return;
+        }
+        // The block's last packet was sent: a loss at its tail is a gap now, not at the next SPM.
+        match self.edge.on_source_lead(next, end) {
+            Ok(gap) => self.detect(gap, ctx),
+            Err(gaps::OutOfWindow) => {
+                ctx.stats.drops.count("out_of_window");
+                return;
+            }
+        }
+        let (k, m, index, trail) = (parity.k, parity.m, parity.index, parity.trail);
+        if let Some(block) = self.fec.on_parity(first, k, m, index, trail, parity.symbol) {
+            self.try_decode(ctx, out, block);
+        }
+    }
+
+    /// Rebuilds what the block allows and feeds it back as repairs.
+    fn try_decode(&mut self, ctx: &mut Context<'_>, out: &mut Outbox, block: Pos) {
+        for data in self.fec.try_decode(block, self.stream, ctx.stats) {
+            self.on_data(ctx, out, data);
+        }
+        self.fec.prune(self.reorder.next(), ctx.stats);
+    }
+
+    /// The source's PARITY_NCF: like an NCF, but each range is (block, parity coming); only the
+    /// packets of blocks that parity will rebuild here wait for it, the rest keep their NAKs.
+    fn on_parity_ncf(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+        ncf: &Ncf,
+    ) {
+        let now = ctx.now;
+        ctx.stats.recovery.ncfs_received += 1;
+        self.last_heard = now;
+        if ncf.requester == config.member {
+            self.rtt_sample(now, ctx.clock.since(now, ncf.timestamp_echo));
+            self.answers.ncf_at = Some(now);
+        } else {
+            self.heard_member(config, now, ncf.requester);
+        }
+        self.apply_trail(ncf.trail);
+        let (next, rtt) = (self.reorder.next(), self.wait_rtt(config));
+        let tracked = next..self.edge.lead();
+        for block in &ncf.ranges {
+            let first = gaps::unwrap(next, block.first);
+            for positions in self.fec.covered_by(first, block.count, tracked.clone()) {
+                ctx.stats.recovery.naks_suppressed += self.naks.on_ncf(positions, now, rtt);
+            }
+        }
+        self.reorder.drain(ctx.stats, &mut out.events);
+    }
+
+    /// Another receiver's parity NAK: suppresses ours for a block it asks enough parity for.
+    fn on_foreign_parity_nak(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        nak: &ParityNak,
+    ) {
+        self.heard_member(config, ctx.now, nak.requester);
+        let next = self.reorder.next();
+        let tracked = next..self.edge.lead();
+        let ranges: Vec<Range<Pos>> = nak
+            .blocks
+            .iter()
+            .flat_map(|request| {
+                let first = gaps::unwrap(next, request.first);
+                self.fec.covered_by(first, request.count, tracked.clone())
+            })
+            .collect();
+        if !ranges.is_empty() {
+            ctx.stats.recovery.naks_suppressed += self.naks.on_foreign_nak_from(
+                &ranges,
+                ctx.now,
+                self.wait_rtt(config),
+                nak.requester < config.member,
+            );
+            self.naks.retime_if_learned(ctx.now, self.rtt.rtt());
+        }
+    }
+
+    /// Sends the NAKs the cycle wants: parity requests where FEC helps, selective otherwise.
+    fn send_naks(
+        &mut self,
+        config: &ReceiverConfig,
+        ctx: &mut Context<'_>,
+        out: &mut Outbox,
+        due: &[Pos],
+    ) {
+        let timestamp = ctx.clock.timestamp(ctx.now);
+        let (selective, parity) = self.fec.split_nak(due, self.edge.lead(), ctx.stats);
+        for ranges in nak::nak_range_lists(&selective) {
+            out.packets.push_back(Packet::Nak(Nak {
+                stream: self.stream,
+                requester: config.member,
+                timestamp,
+                ranges,
+            }));
+            ctx.stats.recovery.naks_sent += 1;
+        }
+        for chunk in parity.chunks(MAX_RANGES) {
+            let blocks = chunk
+                .iter()
+                .map(|&(first, needed)| SeqRange {
+                    first: gaps::seq_of(first),
+                    count: needed,
+                })
+                .collect();
+            out.packets.push_back(Packet::ParityNak(ParityNak {
+                stream: self.stream,
+                requester: config.member,
+                timestamp,
+                blocks,
+            }));
+            ctx.stats.recovery.naks_sent += 1;
+            ctx.stats.recovery.parity_naks_sent += 1;
         }
     }
 
@@ -506,18 +655,12 @@ impl PeerState {
         if !expired.lost.is_empty() {
             self.mark_lost(&expired.lost);
             self.reorder.drain(ctx.stats, &mut out.events);
+            self.fec.prune(self.reorder.next(), ctx.stats);
         }
-        if !expired.nak.is_empty() {
-            let timestamp = ctx.clock.timestamp(now);
-            for ranges in nak::nak_range_lists(&expired.nak) {
-                out.packets.push_back(Packet::Nak(Nak {
-                    stream: self.stream,
-                    requester: config.member,
-                    timestamp,
-                    ranges,
-                }));
-                ctx.stats.recovery.naks_sent += 1;
-            }
+        // A silent receiver lets the cycle run (its retries and give-up report the losses
+        // parity did not rebuild) but sends nothing.
+        if !expired.nak.is_empty() && !config.silent {
+            self.send_naks(config, ctx, out, &expired.nak);
         }
         if self.report_at <= now {
             let report = Packet::Report(self.report(config, ctx));
@@ -529,7 +672,9 @@ impl PeerState {
             };
             let cost = report.encoded_len() + echoes + config.echo_len;
             let interval = self.budget.interval(now, self.naks.group_size(), cost);
-            out.packets.push_back(report);
+            if !config.silent {
+                out.packets.push_back(report);
+            }
             self.report_at = later(now, backoff::report_delay(ctx.rng, interval));
         }
         if self.silence_check_at <= now {
@@ -657,6 +802,14 @@ pub(crate) struct ReceiverState {
     distances: PeerDistances,
 }
 
+/// The peer of `stream` if it is the instance followed (packets that only answer or complement
+/// data never start a stream or reveal a restart). The caller reindexes it.
+fn followed(peers: &mut FxHashMap<u64, PeerState>, stream: StreamId) -> Option<&mut PeerState> {
+    peers
+        .get_mut(&stream.source)
+        .filter(|peer| peer.stream.instance == stream.instance)
+}
+
 /// Where a stream released for silence stopped.
 #[derive(Clone, Copy, Debug)]
 struct Released {
@@ -692,7 +845,8 @@ impl ReceiverState {
                 window,
                 max_message_len: settings.max_message_len,
                 peer_repair: settings.peer_repair,
-                repair_cache_bytes: if settings.peer_repair {
+                // A silent receiver sends nothing, peer repairs included.
+                repair_cache_bytes: if settings.peer_repair && !settings.silent {
                     settings.repair_cache_bytes
                 } else {
                     0
@@ -705,6 +859,7 @@ impl ReceiverState {
                 .starting_at(crate::proto::repair_timer::RECEIVER_INITIAL_FACTOR),
                 source_repair_spread: (settings.repair_d1.max(0.0) + settings.repair_d2.max(0.0))
                     * crate::proto::repair_timer::SOURCE_MAX_REPAIR_FACTOR,
+                silent: settings.silent,
             },
             peers: FxHashMap::default(),
             deadlines: BTreeSet::new(),
@@ -842,6 +997,34 @@ impl ReceiverState {
             self.config.member,
             |timestamp| clock.since(now, timestamp),
         );
+    }
+
+    /// A PARITY packet from a source followed (it never starts a stream).
+    pub(crate) fn handle_parity(&mut self, ctx: &mut Context<'_>, parity: Parity) {
+        self.last_now = Some(ctx.now);
+        let stream = parity.stream;
+        if let Some(peer) = followed(&mut self.peers, stream) {
+            peer.on_parity(ctx, &mut self.out, parity);
+            self.reindex(stream.source);
+        }
+    }
+
+    /// The source's PARITY_NCF for a stream followed.
+    pub(crate) fn handle_parity_ncf(&mut self, ctx: &mut Context<'_>, ncf: &Ncf) {
+        self.last_now = Some(ctx.now);
+        if let Some(peer) = followed(&mut self.peers, ncf.stream) {
+            peer.on_parity_ncf(&self.config, ctx, &mut self.out, ncf);
+            self.reindex(ncf.stream.source);
+        }
+    }
+
+    /// Another receiver's parity NAK: suppression input, like [`Self::handle_foreign_nak`].
+    pub(crate) fn handle_foreign_parity_nak(&mut self, ctx: &mut Context<'_>, nak: &ParityNak) {
+        self.last_now = Some(ctx.now);
+        if let Some(peer) = followed(&mut self.peers, nak.stream) {
+            peer.on_foreign_parity_nak(&self.config, ctx, nak);
+            self.reindex(nak.stream.source);
+        }
     }
 
     /// Runs every peer timer due at `ctx.now`: NAKs, give-ups, reports, silence.

@@ -329,6 +329,7 @@ mod tests {
                     message_len: 4,
                     fragment_offset: 0,
                     payload: Bytes::from_static(b"data"),
+                    fec_index: None,
                 },
             );
         }

@@ -335,6 +335,7 @@ mod tests {
             message_len: message.len() as u32,
             fragment_offset: offset as u32,
             payload: Bytes::copy_from_slice(&message[offset..offset + len]),
+            fec_index: None,
         }
     }
 

@@ -103,6 +103,7 @@ mod tests {
             message_len: len as u32,
             fragment_offset: 0,
             payload: Bytes::from(vec![7; len]),
+            fec_index: None,
         }
     }
 

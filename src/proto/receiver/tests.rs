@@ -206,6 +206,7 @@ fn single(stream: StreamId, seq: u32, trail: u32, repair: bool) -> Data {
         message_len: 4,
         fragment_offset: 0,
         payload: Bytes::copy_from_slice(&seq.to_be_bytes()),
+        fec_index: None,
     }
 }
 
@@ -218,6 +219,7 @@ fn fragment(seq: u32, trail: u32, message: &'static [u8], offset: usize, len: us
         message_len: message.len() as u32,
         fragment_offset: offset as u32,
         payload: Bytes::from_static(&message[offset..offset + len]),
+        fec_index: None,
     }
 }
 
@@ -1005,6 +1007,7 @@ mod stream_property {
                     message_len: len,
                     fragment_offset: k * 3,
                     payload: bytes.slice((k * 3) as usize..(k * 3 + 3) as usize),
+                    fec_index: None,
                 })
                 .collect();
             messages.push(Message {
@@ -1178,6 +1181,7 @@ mod chaos_property {
                             message_len: u32::from(message_len),
                             fragment_offset: u32::from(offset),
                             payload: Bytes::from(vec![7u8; usize::from(len)]),
+                            fec_index: None,
                         });
                     }
                     Op::Spm { spm_seq, trail, lead_ahead, echo } => {

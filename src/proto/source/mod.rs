@@ -10,7 +10,8 @@
 //! - [`repair`]: NAK classification, NCFs and the RDATA queue;
 //! - [`repair_timing`]: when each RDATA is due (at once, after an aggregation window, or after
 //!   the repair timer with peer repair) and what other members' repairs teach;
-//! - [`rtt`]: the group RTT from receiver reports, which stretches the repair linger.
+//! - [`rtt`]: the group RTT from receiver reports, which stretches the repair linger;
+//! - [`fec_blocks`]: with `fec(k, p)`, blocks, proactive parity and parity-NAK answers.
 //!
 //! Transmit order: NCFs (small, unpaced: delaying them delays every receiver's suppression),
 //! then — when the pacer allows — RDATA, a due SPM, ODATA. A due SPM goes before ODATA, not
@@ -37,6 +38,7 @@
 //! - NCFs are charged to the bucket but never wait for it, and the bucket's debt is floored:
 //!   a NAK flood delays data by at most one burst.
 
+mod fec_blocks;
 mod fragment;
 mod heartbeat;
 mod pacer;
@@ -49,8 +51,12 @@ use super::Context;
 use crate::config::Settings;
 use crate::error::SendError;
 use crate::proto::repair_timer::RepairTimer;
-use crate::wire::{Data, HEADER_LEN, Nak, Packet, Report, SeqNum, SeqRange, Spm, StreamId};
+use crate::wire::{
+    Data, HEADER_LEN, Nak, Ncf, Packet, ParityNak, Report, SeqNum, SeqRange, Spm, StreamId,
+};
 use bytes::Bytes;
+use fec_blocks::FecParams;
+pub(crate) use fec_blocks::{read_source_symbol, write_source_symbol};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -78,6 +84,8 @@ pub(crate) struct SourceState {
     repairs: repair::RepairQueue,
     timing: repair_timing::RepairTiming,
     ncfs: VecDeque<Bytes>,
+    /// FEC blocks and parity, when `fec(k, p)` is configured.
+    fec: Option<fec_blocks::FecSender>,
 }
 
 impl SourceState {
@@ -89,9 +97,13 @@ impl SourceState {
         first_seq: SeqNum,
         now: Instant,
     ) -> Self {
-        let max_payload = settings
-            .max_datagram
-            .saturating_sub(HEADER_LEN + DATA_FIELDS_LEN);
+        // With FEC a payload must also fit a PARITY datagram, whose symbol frames it.
+        let overhead = if settings.fec.is_some() {
+            fec_blocks::PARITY_OVERHEAD
+        } else {
+            HEADER_LEN + DATA_FIELDS_LEN
+        };
+        let max_payload = settings.max_datagram.saturating_sub(overhead);
         // `message_len` is a u32 on the wire.
         let max_message_len = settings.max_message_len.min(u32::MAX as usize);
         SourceState {
@@ -136,6 +148,11 @@ impl SourceState {
                 ),
             ),
             ncfs: VecDeque::new(),
+            // A shape the coder refuses (checked by `Settings::validate`) sends no parity.
+            fec: settings.fec.and_then(|(k, p)| {
+                let params = FecParams::new(k, p, settings.fec_flush);
+                fec_blocks::FecSender::new(params, stream, max_payload).ok()
+            }),
         }
     }
 
@@ -170,7 +187,13 @@ impl SourceState {
 
     /// Nothing queued and no repair pending.
     pub(crate) fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.repairs.is_empty() && self.ncfs.is_empty()
+        self.queue.is_empty()
+            && self.repairs.is_empty()
+            && self.ncfs.is_empty()
+            && self
+                .fec
+                .as_ref()
+                .is_none_or(|fec| !fec.has_queued() && fec.flush_at().is_none())
     }
 
     /// A NAK for this member's stream.
@@ -246,6 +269,42 @@ impl SourceState {
         }
     }
 
+    /// A parity NAK for this member's stream: NCF each known block at once, then queue the
+    /// parity asked for (`fec_blocks`). Without FEC, or for a block it no longer knows, the
+    /// requester falls back to selective NAKs after its parity rounds.
+    pub(crate) fn handle_parity_nak(&mut self, ctx: &mut Context<'_>, nak: &ParityNak) {
+        ctx.stats.recovery.naks_received += 1;
+        ctx.stats.recovery.parity_naks_received += 1;
+        let (now, round) = (ctx.now, self.linger());
+        let Some(fec) = self.fec.as_mut().filter(|_| nak.stream == self.stream) else {
+            ctx.stats.drops.count("out_of_window");
+            return;
+        };
+        let confirmed: Vec<SeqRange> = nak
+            .blocks
+            .iter()
+            .filter_map(|request| {
+                let (block, needed) = (request.first, request.count);
+                fec.on_parity_nak(&self.window, block, needed, now, round, ctx.stats)
+            })
+            .collect();
+        if confirmed.len() < nak.blocks.len() {
+            ctx.stats.drops.count("out_of_window");
+        }
+        // One PARITY_NCF (a parity NAK carries at most MAX_RANGES blocks, as it does) saying
+        // per block how much parity is coming: receivers needing more keep their NAKs.
+        if !confirmed.is_empty() && self.ncfs.len() < repair::MAX_PENDING_NCFS {
+            let trail = self.window.trail();
+            let template =
+                repair::ncf_template(self.stream, false, nak.requester, nak.timestamp, trail);
+            let ncf = Ncf {
+                ranges: confirmed,
+                ..template
+            };
+            self.ncfs.push_back(Packet::ParityNcf(ncf).to_bytes());
+        }
+    }
+
     /// A receiver report about this member's stream.
     pub(crate) fn handle_report(&mut self, ctx: &mut Context<'_>, report: &Report) {
         if report.stream != self.stream {
@@ -268,6 +327,10 @@ impl SourceState {
     pub(crate) fn handle_timeout(&mut self, ctx: &mut Context<'_>) {
         self.window.evict_expired(ctx.now);
         self.repairs.forget_below(self.window.trail_index());
+        if let Some(fec) = self.fec.as_mut() {
+            fec.on_timeout(&self.window, ctx.now, ctx.stats);
+            fec.forget_below(self.window.trail_index());
+        }
         // Runs at least every `spm_interval_max` once data flowed: the ambient SPM timer.
         self.rtt.maintain(ctx.now);
         // A due SPM is emitted by the next `poll_transmit`, which the session calls right after.
@@ -285,19 +348,20 @@ impl SourceState {
         }
         let spm_due = self.heartbeat.is_due(now);
         let repair_due = self.repairs.next_due().is_some_and(|due| due <= now);
-        if !repair_due && !spm_due && self.queue.is_empty() {
+        let parity_queued = self.fec.as_ref().is_some_and(|fec| fec.has_queued());
+        if !repair_due && !spm_due && self.queue.is_empty() && !parity_queued {
             return false;
         }
         if !self.pacer.is_ready(now) {
             return false;
         }
         let start = out.len();
-        let written = self.next_rdata(ctx, out) || {
+        let written = self.next_rdata(ctx, out) || self.next_parity(ctx, out) || {
             if spm_due {
                 self.spm(ctx, out);
                 true
             } else {
-                self.next_odata(now, out)
+                self.next_odata(ctx, out)
             }
         };
         if written {
@@ -316,7 +380,9 @@ impl SourceState {
 
     /// Earliest instant with work (a timer or the pacer allowing the next datagram).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let pacer = (!self.queue.is_empty()).then(|| self.pacer.ready_at());
+        let fec = self.fec.as_ref();
+        let paced_work = !self.queue.is_empty() || fec.is_some_and(|fec| fec.has_queued());
+        let pacer = paced_work.then(|| self.pacer.ready_at());
         let spm = self
             .heartbeat
             .due()
@@ -325,7 +391,8 @@ impl SourceState {
             .repairs
             .next_due()
             .map(|due| due.max(self.pacer.ready_at()));
-        [pacer, spm, repair, self.window.next_expiry()]
+        let flush = fec.and_then(|fec| fec.flush_at());
+        [pacer, spm, repair, self.window.next_expiry(), flush]
             .into_iter()
             .flatten()
             .min()
@@ -398,6 +465,7 @@ impl SourceState {
                 message_len: entry.message_len,
                 fragment_offset: entry.fragment_offset,
                 payload: entry.payload.clone(),
+                fec_index: entry.fec_index,
             };
             ctx.stats.recovery.repairs_sent += 1;
             Packet::Data(data).encode(out);
@@ -406,11 +474,27 @@ impl SourceState {
         false
     }
 
-    fn next_odata(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+    /// The next queued PARITY (after RDATA, before SPM and ODATA), if FEC has one.
+    fn next_parity(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
+        let Some(parity) = self.fec.as_mut().and_then(|fec| fec.pop()) else {
+            return false;
+        };
+        if parity.on_demand {
+            ctx.stats.recovery.parity_sent_on_demand += 1;
+        } else {
+            ctx.stats.recovery.parity_sent_proactive += 1;
+        }
+        out.extend_from_slice(&parity.datagram);
+        true
+    }
+
+    fn next_odata(&mut self, ctx: &mut Context<'_>, out: &mut Vec<u8>) -> bool {
+        let now = ctx.now;
         let Some(fragment) = self.queue.pop() else {
             return false;
         };
         let seq = self.window.lead();
+        let index = self.window.trail_index() + self.window.len() as u64;
         self.window.push(window::Entry {
             sent_at: now,
             message_len: fragment.message_len,
@@ -418,6 +502,14 @@ impl SourceState {
             payload: fragment.payload.clone(),
             repaired_at: None,
             repair_queued: false,
+            fec_index: None,
+        });
+        let fec_index = self.fec.as_mut().map(|fec| {
+            let in_block = fec.on_odata(&self.window, index, now, ctx.stats);
+            if let Some(entry) = self.window.get_mut(index) {
+                entry.fec_index = Some(in_block);
+            }
+            in_block
         });
         self.repairs.forget_below(self.window.trail_index());
         self.heartbeat.on_data(now);
@@ -429,6 +521,7 @@ impl SourceState {
             message_len: fragment.message_len,
             fragment_offset: fragment.fragment_offset,
             payload: fragment.payload,
+            fec_index,
         };
         Packet::Data(data).encode(out);
         true

@@ -956,6 +956,7 @@ fn data_overhead_matches_the_codec() {
         message_len: 0,
         fragment_offset: 0,
         payload: Bytes::new(),
+        fec_index: None,
     });
     assert_eq!(packet.encoded_len(), HEADER_LEN + DATA_FIELDS_LEN);
 }

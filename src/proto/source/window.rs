@@ -39,10 +39,11 @@ pub(super) struct Entry {
     /// Whether it waits in the repair queue: an O(1) duplicate check, so a NAK flood costs a
     /// flag test per asked packet rather than a tree lookup.
     pub(super) repair_queued: bool,
+    /// Index in its FEC block (with FEC on), repeated in the packet's RDATA.
+    pub(super) fec_index: Option<u8>,
 }
 
 /// Where a sequence number lies relative to the window.
-#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Position {
     /// Older than the trail: evicted, can never be repaired.
@@ -117,7 +118,6 @@ impl TransmitWindow {
     }
 
     /// Where `seq` lies.
-    #[cfg(test)]
     pub(super) fn position(&self, seq: SeqNum) -> Position {
         // Signed serial distance from the trail: exact within 2^31 either side.
         let offset = i64::from(seq.0.wrapping_sub(self.trail.0) as i32);
@@ -131,7 +131,6 @@ impl TransmitWindow {
     }
 
     /// The entry at `index`, if still held.
-    #[cfg(test)]
     pub(super) fn get(&self, index: u64) -> Option<&Entry> {
         let offset = index.checked_sub(self.trail_index)?;
         self.entries.get(usize::try_from(offset).ok()?)
@@ -202,6 +201,7 @@ mod tests {
             payload: Bytes::from(vec![7u8; len]),
             repaired_at: None,
             repair_queued: false,
+            fec_index: None,
         }
     }
 

@@ -1,0 +1,518 @@
+//! FEC at a receiver, per source: collects each block's source packets and parity symbols,
+//! rebuilds the missing packets as soon as the block is decodable, and turns the NAK cycle's
+//! missing packets into parity requests ("block b, n symbols needed") where parity can help.
+//!
+//! A block is named by the position of its first packet (`seq − index` of any of its ODATA);
+//! its k is learnt from a PARITY packet, or from the next block's first position. Rebuilt
+//! packets go back through the ordinary data path (`PeerState::on_data`), so they cancel
+//! pending NAKs and are delivered in order like any repair.
+//!
+//! Parity or selective: a missing packet is asked for by parity NAK when its block spans at
+//! least [`MIN_PARITY_BLOCK`] packets (a block of unknown k — still open at the source, which
+//! closes it on the request — spans to the leading edge), misses no more than the source's m
+//! Reed-Solomon parities could rebuild, and fewer than [`MAX_PARITY_ROUNDS`] parity NAKs went
+//! out for it; otherwise selectively (a small block gains nothing from parity, a block beyond m
+//! can never be rebuilt, and after many rounds the block may be gone from the source's window).
+//! Another receiver's parity NAK, or the source's PARITY_NCF, for at least as many symbols as
+//! this receiver needs puts its NAKs for the block on hold ([`FecReceiver::covered_by`]).
+//!
+//! Invariants: at most [`MAX_BLOCKS`] blocks are held (oldest dropped first) and none ends
+//! before the caller's delivery point once `prune` ran; a block marked `done` holds no payload.
+
+use super::gaps::{Pos, seq_of};
+use crate::proto::fec::{BlockDecoder, MAX_SOURCES, XOR_PARITY};
+use crate::proto::source::{read_source_symbol, write_source_symbol};
+use crate::stats::Stats;
+use crate::wire::{Data, SeqNum, StreamId};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// Most blocks tracked per source: bounds memory whatever the network sends.
+pub(super) const MAX_BLOCKS: usize = 1024;
+/// Parity NAK rounds per block before falling back to selective NAKs.
+pub(super) const MAX_PARITY_ROUNDS: u8 = 8;
+/// Smallest block asked for by parity; smaller ones are repaired selectively.
+pub(super) const MIN_PARITY_BLOCK: u8 = 4;
+
+/// Counts the block's first NAK.
+fn mark_naked(block: &mut Block, stats: &mut Stats) {
+    if !block.naked {
+        block.naked = true;
+        stats.recovery.blocks_naked += 1;
+    }
+}
+
+/// One received source packet's protected fields.
+#[derive(Clone, Debug)]
+struct Source {
+    message_len: u32,
+    fragment_offset: u32,
+    payload: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Block {
+    k: Option<u8>,
+    m: u8,
+    /// The source's trail when the newest parity was sent: rebuilt packets carry it.
+    trail: Option<SeqNum>,
+    sources: BTreeMap<u8, Source>,
+    parity: BTreeMap<u8, Bytes>,
+    parity_rounds: u8,
+    /// A NAK (parity or selective) went out for this block.
+    naked: bool,
+    done: bool,
+}
+
+impl Block {
+    fn rs_held(&self) -> usize {
+        self.parity
+            .keys()
+            .filter(|&&i| usize::from(i) != XOR_PARITY)
+            .count()
+    }
+
+    fn missing(&self) -> Option<usize> {
+        self.k
+            .map(|k| usize::from(k).saturating_sub(self.sources.len()))
+    }
+
+    /// Parity symbols still needed to rebuild the block (0 when decodable or complete).
+    fn need(&self) -> usize {
+        match self.missing() {
+            None | Some(0) => 0,
+            Some(1) if self.parity.contains_key(&(XOR_PARITY as u8)) => 0,
+            Some(missing) => missing.saturating_sub(self.rs_held()),
+        }
+    }
+}
+
+/// The decoder and the shape it was built for.
+struct Decoder {
+    max_k: usize,
+    m: u8,
+    max_payload: usize,
+    coder: BlockDecoder,
+}
+
+/// FEC receive state of one source.
+#[derive(Default)]
+pub(super) struct FecReceiver {
+    blocks: BTreeMap<Pos, Block>,
+    decoder: Option<Decoder>,
+    scratch: Vec<u8>,
+    /// Reed-Solomon parities per block the source defines (from its newest PARITY): a block
+    /// missing more than this can only be repaired selectively.
+    rs_per_block: Option<u8>,
+}
+
+impl std::fmt::Debug for FecReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FecReceiver")
+            .field("blocks", &self.blocks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FecReceiver {
+    /// Holds source packet `data` at `pos`, index `index` of its block; returns the block to
+    /// try decoding, or `None` if the block is already complete.
+    pub(super) fn on_source(&mut self, pos: Pos, index: u8, data: &Data) -> Option<Pos> {
+        let first = pos.checked_sub(u64::from(index))?;
+        self.learn_previous_k(first);
+        let block = self.block(first)?;
+        if block.done {
+            return None;
+        }
+        block.sources.entry(index).or_insert_with(|| Source {
+            message_len: data.message_len,
+            fragment_offset: data.fragment_offset,
+            payload: data.payload.clone(),
+        });
+        Some(first)
+    }
+
+    /// Holds parity symbol `index` of the block at `first` (k sources, m Reed-Solomon
+    /// parities, sent when the source's trail was `trail`).
+    pub(super) fn on_parity(
+        &mut self,
+        first: Pos,
+        k: u8,
+        m: u8,
+        index: u8,
+        trail: SeqNum,
+        symbol: Bytes,
+    ) -> Option<Pos> {
+        self.rs_per_block = Some(m);
+        let block = self.block(first)?;
+        if block.done {
+            return None;
+        }
+        block.k = Some(k);
+        block.m = m;
+        block.trail = Some(trail);
+        block.parity.entry(index).or_insert(symbol);
+        Some(first)
+    }
+
+    /// Rebuilds the block's missing packets if it is decodable; returns them as repairs of
+    /// `stream`. A complete block is marked done and its payloads released.
+    pub(super) fn try_decode(
+        &mut self,
+        first: Pos,
+        stream: StreamId,
+        stats: &mut Stats,
+    ) -> Vec<Data> {
+        let Some(block) = self.blocks.get_mut(&first) else {
+            return Vec::new();
+        };
+        let (Some(k), Some(missing)) = (block.k, block.missing()) else {
+            return Vec::new();
+        };
+        if block.done || (missing > 0 && (block.need() > 0 || block.trail.is_none())) {
+            return Vec::new();
+        }
+        let block = std::mem::replace(
+            block,
+            Block {
+                k: Some(k),
+                done: true,
+                ..Block::default()
+            },
+        );
+        if missing == 0 {
+            return Vec::new();
+        }
+        let rebuilt = self.decode(&block, k, first, stream);
+        if !rebuilt.is_empty() {
+            stats.recovery.blocks_recovered += 1;
+            stats.recovery.parity_used += rebuilt.len() as u64;
+            stats.recovery.packets_recovered += rebuilt.len() as u64;
+        }
+        rebuilt
+    }
+
+    /// Splits the positions the NAK cycle wants to NAK into those to ask for selectively and
+    /// `(block first position, symbols needed)` parity requests.
+    pub(super) fn split_nak(
+        &mut self,
+        missing: &[Pos],
+        lead: Pos,
+        stats: &mut Stats,
+    ) -> (Vec<Pos>, Vec<(Pos, u16)>) {
+        let mut selective = Vec::new();
+        let mut parity: Vec<(Pos, u16)> = Vec::new();
+        for &pos in missing {
+            let Some((&first, block)) = self.blocks.range_mut(..=pos).next_back() else {
+                selective.push(pos);
+                continue;
+            };
+            // With k unknown the block may still be open at the source: it spans at most to
+            // the leading edge (the source closes it when the parity NAK arrives).
+            let end = block.k.map_or(lead.min(first + MAX_SOURCES as u64), |k| {
+                first + u64::from(k)
+            });
+            if pos >= end || block.done {
+                selective.push(pos);
+                continue;
+            }
+            if parity.last().is_some_and(|&(b, _)| b == first) {
+                continue;
+            }
+            mark_naked(block, stats);
+            let span = end - first;
+            let missing = (span as usize).saturating_sub(block.sources.len());
+            let need = match block.k {
+                Some(_) => block.need(),
+                None => missing,
+            };
+            // More missing than the source has Reed-Solomon parities: no amount of parity
+            // rebuilds the block, so ask for its packets.
+            let parity_can_do_it = self.rs_per_block.is_none_or(|m| missing <= usize::from(m));
+            if span >= u64::from(MIN_PARITY_BLOCK)
+                && block.parity_rounds < MAX_PARITY_ROUNDS
+                && need > 0
+                && parity_can_do_it
+            {
+                block.parity_rounds += 1;
+                parity.push((first, u16::try_from(need).unwrap_or(u16::MAX)));
+            } else {
+                selective.push(pos);
+            }
+        }
+        (selective, parity)
+    }
+
+    /// `needed` symbols of the block at `first` were asked for by another receiver, or are
+    /// coming (a PARITY_NCF): the positions this receiver misses there if that many would
+    /// rebuild its copy too (its own NAK is then redundant), else none. A block of unknown k
+    /// spans to the end of `tracked` (the leading edge), as in [`FecReceiver::split_nak`].
+    pub(super) fn covered_by(
+        &self,
+        first: Pos,
+        needed: u16,
+        tracked: Range<Pos>,
+    ) -> Vec<Range<Pos>> {
+        let Some(block) = self.blocks.get(&first) else {
+            return Vec::new();
+        };
+        let end = block
+            .k
+            .map_or(tracked.end.min(first + MAX_SOURCES as u64), |k| {
+                first + u64::from(k)
+            });
+        let missing: Vec<Pos> = (first..end)
+            .filter(|pos| {
+                u8::try_from(pos - first).is_ok_and(|index| !block.sources.contains_key(&index))
+            })
+            .collect();
+        let need = match block.k {
+            Some(_) => block.need(),
+            None => missing.len(),
+        };
+        if block.done || need == 0 || need > usize::from(needed) {
+            return Vec::new();
+        }
+        missing
+            .into_iter()
+            .filter(|pos| tracked.contains(pos))
+            .map(|pos| pos..pos + 1)
+            .collect()
+    }
+
+    /// Forgets blocks that end before `delivered` (the delivery point).
+    pub(super) fn prune(&mut self, delivered: Pos, stats: &mut Stats) {
+        while let Some((&first, block)) = self.blocks.first_key_value() {
+            let span = block.k.map_or(MAX_SOURCES as u64, u64::from);
+            if first + span > delivered {
+                break;
+            }
+            if !block.done && block.missing().is_some_and(|missing| missing > 0) {
+                stats.recovery.blocks_unrecovered += 1;
+            }
+            self.blocks.remove(&first);
+        }
+    }
+
+    /// The block at `first`, created if new (dropping the oldest beyond [`MAX_BLOCKS`]).
+    fn block(&mut self, first: Pos) -> Option<&mut Block> {
+        if !self.blocks.contains_key(&first) && self.blocks.len() >= MAX_BLOCKS {
+            let oldest = *self.blocks.keys().next()?;
+            if oldest > first {
+                return None;
+            }
+            self.blocks.remove(&oldest);
+        }
+        Some(self.blocks.entry(first).or_default())
+    }
+
+    /// A block starting at `first` ends the block before it: its k is the distance.
+    fn learn_previous_k(&mut self, first: Pos) {
+        if let Some((&previous, block)) = self.blocks.range_mut(..first).next_back()
+            && block.k.is_none()
+            && let Ok(k) = u8::try_from(first - previous)
+        {
+            block.k = Some(k);
+        }
+    }
+
+    /// Runs the decoder over `block`; returns the rebuilt packets (empty on any failure: the
+    /// NAK cycle then repairs them selectively).
+    fn decode(&mut self, block: &Block, k: u8, first: Pos, stream: StreamId) -> Vec<Data> {
+        let Some(symbol_len) = block.parity.values().next().map(Bytes::len) else {
+            return Vec::new();
+        };
+        let Some(trail) = block.trail else {
+            return Vec::new();
+        };
+        let (k, max_payload) = (usize::from(k), symbol_len.saturating_sub(2));
+        let fits = self
+            .decoder
+            .as_ref()
+            .is_some_and(|d| d.max_k >= k && d.m == block.m && d.max_payload >= max_payload);
+        if !fits {
+            let max_k = self.decoder.as_ref().map_or(k, |d| d.max_k.max(k));
+            let Ok(coder) = BlockDecoder::new(max_k, usize::from(block.m), max_payload) else {
+                return Vec::new();
+            };
+            self.decoder = Some(Decoder {
+                max_k,
+                m: block.m,
+                max_payload,
+                coder,
+            });
+        }
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Vec::new();
+        };
+        let coder = &mut decoder.coder;
+        if coder.reset(k).is_err() {
+            return Vec::new();
+        }
+        for (&index, source) in &block.sources {
+            let (len, offset) = (source.message_len, source.fragment_offset);
+            write_source_symbol(&mut self.scratch, len, offset, &source.payload);
+            if coder.add_source(usize::from(index), &self.scratch).is_err() {
+                return Vec::new();
+            }
+        }
+        for (&index, symbol) in &block.parity {
+            if coder.add_parity(usize::from(index), symbol).is_err() {
+                return Vec::new();
+            }
+        }
+        if coder.recover().is_err() {
+            return Vec::new();
+        }
+        let mut rebuilt = Vec::new();
+        for index in 0..k {
+            if !coder.was_recovered(index) {
+                continue;
+            }
+            let Some(symbol) = coder.source(index) else {
+                continue;
+            };
+            let Some((message_len, fragment_offset, payload)) = read_source_symbol(symbol) else {
+                continue;
+            };
+            if u64::from(fragment_offset) + payload.len() as u64 > u64::from(message_len) {
+                continue;
+            }
+            rebuilt.push(Data {
+                stream,
+                repair: true,
+                seq: seq_of(first + index as u64),
+                trail,
+                message_len,
+                fragment_offset,
+                payload: Bytes::copy_from_slice(payload),
+                fec_index: u8::try_from(index).ok(),
+            });
+        }
+        rebuilt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: StreamId = StreamId {
+        source: 9,
+        instance: 1,
+    };
+
+    fn data(pos: Pos, index: u8) -> Data {
+        Data {
+            stream: STREAM,
+            repair: false,
+            seq: seq_of(pos),
+            trail: SeqNum(0),
+            message_len: 3,
+            fragment_offset: 0,
+            payload: Bytes::from_static(b"abc"),
+            fec_index: Some(index),
+        }
+    }
+
+    /// A block of 8 at position 100 holding every source but `missing`, k known from the next
+    /// block's first packet.
+    fn block_missing(missing: &[u8]) -> FecReceiver {
+        let mut fec = FecReceiver::default();
+        for index in (0..8).filter(|i| !missing.contains(i)) {
+            fec.on_source(
+                100 + u64::from(index),
+                index,
+                &data(100 + u64::from(index), index),
+            );
+        }
+        fec.on_source(108, 0, &data(108, 0));
+        fec
+    }
+
+    #[test]
+    fn missing_packets_of_a_known_block_become_one_parity_request() {
+        let mut fec = block_missing(&[2, 5, 6]);
+        let mut stats = Stats::default();
+        let (selective, parity) = fec.split_nak(&[102, 105, 106], 109, &mut stats);
+        assert!(selective.is_empty());
+        assert_eq!(parity, vec![(100, 3)]);
+        assert_eq!(stats.recovery.blocks_naked, 1);
+    }
+
+    #[test]
+    fn a_block_asked_too_often_falls_back_to_selective() {
+        let mut fec = block_missing(&[2]);
+        let mut stats = Stats::default();
+        for _ in 0..MAX_PARITY_ROUNDS {
+            assert_eq!(fec.split_nak(&[102], 109, &mut stats).1.len(), 1);
+        }
+        assert_eq!(fec.split_nak(&[102], 109, &mut stats), (vec![102], vec![]));
+    }
+
+    #[test]
+    fn a_block_missing_more_than_the_parity_the_source_has_is_repaired_selectively() {
+        let mut fec = block_missing(&[1, 2, 3]);
+        let mut stats = Stats::default();
+        // The source defines m = 2 Reed-Solomon parities per block; one is held already.
+        fec.on_parity(100, 8, 2, 1, SeqNum(0), Bytes::from(vec![0; 14]));
+        let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
+        assert_eq!((selective, parity), (vec![101, 102, 103], vec![]));
+    }
+
+    #[test]
+    fn an_open_block_is_asked_up_to_the_leading_edge_and_a_tiny_one_selectively() {
+        let mut fec = FecReceiver::default();
+        for index in [0u8, 1, 3, 4] {
+            fec.on_source(
+                200 + u64::from(index),
+                index,
+                &data(200 + u64::from(index), index),
+            );
+        }
+        let mut stats = Stats::default();
+        // k unknown: the block spans to the leading edge (205), one packet missing.
+        assert_eq!(fec.split_nak(&[202], 205, &mut stats).1, vec![(200, 1)]);
+        // Only 3 positions known so far: too small for parity.
+        let mut small = FecReceiver::default();
+        small.on_source(300, 0, &data(300, 0));
+        assert_eq!(
+            small.split_nak(&[301], 303, &mut stats),
+            (vec![301], vec![])
+        );
+    }
+
+    #[test]
+    fn a_foreign_request_covers_this_receiver_only_if_it_asks_enough() {
+        let fec = block_missing(&[1, 4]);
+        assert!(fec.covered_by(100, 1, 100..109).is_empty());
+        assert_eq!(fec.covered_by(100, 2, 100..109), vec![101..102, 104..105]);
+    }
+
+    #[test]
+    fn pruning_counts_blocks_passed_with_holes_and_the_store_is_bounded() {
+        let mut fec = block_missing(&[3]);
+        let mut stats = Stats::default();
+        fec.prune(108, &mut stats);
+        assert_eq!(stats.recovery.blocks_unrecovered, 1);
+        let mut many = FecReceiver::default();
+        for block in 0..(MAX_BLOCKS as u64 + 10) {
+            many.on_source(block * 300, 0, &data(block * 300, 0));
+        }
+        assert_eq!(many.blocks.len(), MAX_BLOCKS);
+        // Older than everything held once full: refused rather than evicting newer blocks.
+        assert!(many.on_source(5, 0, &data(5, 0)).is_none());
+    }
+
+    #[test]
+    fn garbage_parity_never_panics_and_rebuilds_nothing() {
+        let mut fec = block_missing(&[0]);
+        let mut stats = Stats::default();
+        let symbol = Bytes::from(vec![0xff; 14]);
+        fec.on_parity(100, 8, 4, 1, SeqNum(0), symbol);
+        // The prefix claims 65,535 bytes: the decoder refuses it; nothing is made up.
+        assert!(fec.try_decode(100, STREAM, &mut stats).is_empty());
+        assert_eq!(stats.recovery.packets_recovered, 0);
+    }
+}
