@@ -15,7 +15,12 @@
 //! repair symbols used are parity indices 0..e. At k = 64 every e from 1 to 4 is measured (the
 //! issue's recovery target), and e = m at every shape.
 //!
-//! Run: `cargo bench --bench fec` (about 2 minutes of CPU; longer in wall time on a busy machine).
+//! Before the comparison, `targets` checks issue 4's floor and fails the run if rmcast's adapter
+//! encodes, or recovers 1–4 lost sources per block at k = 64, at less than 1 GB/s of source data
+//! (thread CPU time, beside a memcpy of the same block).
+//!
+//! Run: `cargo bench --bench fec` (about 2 minutes of CPU; longer in wall time on a busy machine);
+//! `cargo bench --bench fec -- targets` runs only the check.
 
 #[allow(dead_code, reason = "the bench drives only part of the adapter")]
 #[path = "../src/proto/fec/mod.rs"]
@@ -476,9 +481,107 @@ fn recover(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
+/// Issue 4's throughput floor: FEC must never be the bottleneck.
+const TARGET_BYTES_PER_S: f64 = 1e9;
+
+/// Source bytes per second of thread CPU time that `round` (one block of `k` sources) sustains:
+/// the median of 5 batches of 200 rounds.
+fn rate(k: usize, mut round: impl FnMut()) -> f64 {
+    let mut batches: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = thread_cpu_now();
+            for _ in 0..200 {
+                round();
+            }
+            let spent = thread_cpu_now().saturating_sub(start).as_secs_f64();
+            (200 * k * SYMBOL) as f64 / spent.max(1e-9)
+        })
+        .collect();
+    batches.sort_by(f64::total_cmp);
+    batches[2]
+}
+
+/// Fails the bench run unless the adapter encodes at every shape, and recovers 1–4 lost
+/// sources per block at k = 64, at no less than 1 GB/s of source data, printing each figure
+/// beside a memcpy of the same block measured in the same run.
+fn targets(_: &mut Criterion<ThreadCpuTime>) {
+    let mut failures = Vec::new();
+    let mut check = |what: String, rate: f64, memcpy: f64| {
+        println!(
+            "fec target: {what}: {:.2} GB/s (memcpy of the block {:.2} GB/s, floor {:.1})",
+            rate / 1e9,
+            memcpy / 1e9,
+            TARGET_BYTES_PER_S / 1e9
+        );
+        if rate < TARGET_BYTES_PER_S {
+            failures.push(format!("{what}: {:.2} GB/s", rate / 1e9));
+        }
+    };
+    for (k, m) in SHAPES {
+        let data = block(k, 11);
+        let flat: Vec<u8> = data.concat();
+        let mut copy = vec![0u8; flat.len()];
+        let memcpy = rate(k, || {
+            copy.copy_from_slice(black_box(&flat));
+            black_box(&copy);
+        });
+        let mut encoder = fec::BlockEncoder::new(k, m, SYMBOL).unwrap();
+        let mut encode_round = || {
+            encoder.reset();
+            for payload in &data {
+                encoder.push_source(payload).unwrap();
+            }
+            black_box(encoder.finish().unwrap());
+        };
+        check(
+            format!("encode k{k}_m{m}"),
+            rate(k, &mut encode_round),
+            memcpy,
+        );
+        if k != 64 {
+            continue;
+        }
+        encode_round();
+        let parity: Vec<Vec<u8>> = (0..=m)
+            .map(|index| encoder.parity(index).unwrap().to_vec())
+            .collect();
+        let mut decoder = fec::BlockDecoder::new(k, m, SYMBOL).unwrap();
+        for lost in 1..=4 {
+            let patterns = loss_patterns(k, lost, 70 + lost as u64);
+            // One loss takes the XOR parity (index 0), more take Reed-Solomon 1..=e.
+            let used = if lost == 1 { 0..1 } else { 1..lost + 1 };
+            let mut turn = 0;
+            let recover_rate = rate(k, || {
+                let pattern = &patterns[turn % PATTERNS];
+                turn += 1;
+                decoder.reset(k).unwrap();
+                for (index, payload) in data.iter().enumerate() {
+                    if !pattern.contains(&index) {
+                        decoder.add_source(index, payload).unwrap();
+                    }
+                }
+                for index in used.clone() {
+                    decoder.add_parity(index, &parity[index]).unwrap();
+                }
+                assert_eq!(decoder.recover().unwrap(), lost);
+            });
+            check(
+                format!("recover k{k}_m{m} lost {lost}"),
+                recover_rate,
+                memcpy,
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "FEC below {:.1} GB/s: {failures:?}",
+        TARGET_BYTES_PER_S / 1e9
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime).without_plots();
-    targets = encode, recover
+    targets = targets, encode, recover
 }
 criterion_main!(benches);
