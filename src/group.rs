@@ -162,6 +162,28 @@ impl ReliableGroup {
         self.stop(Shutdown::Leave);
     }
 
+    /// Like [`ReliableGroup::leave`], with `linger` instead of
+    /// [`GroupConfig::leave_linger`](crate::GroupConfig::leave_linger).
+    ///
+    /// For applications that know when the linger would serve nobody: once every receiver
+    /// has confirmed the end of the stream (end to end, above rmcast), nobody will ask for a
+    /// repair, and `Duration::ZERO` ends the member as soon as what was queued is sent. With
+    /// a lost confirmation, keep the configured linger ([`ReliableGroup::leave`]).
+    ///
+    /// ```no_run
+    /// # use rmcast::{GroupConfig, ReliableGroup};
+    /// # use std::time::Duration;
+    /// let group = ReliableGroup::join(GroupConfig::on_loopback("239.255.0.1:7400".parse()?))?;
+    /// group.send(&b"last words"[..])?;
+    /// // ... every receiver confirmed them ...
+    /// group.leave_with_linger(Duration::ZERO);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn leave_with_linger(mut self, linger: Duration) {
+        self.shared.override_linger(linger);
+        self.stop(Shutdown::Leave);
+    }
+
     fn stop(&mut self, how: Shutdown) {
         let Some(engine) = self.engine.take() else {
             return;

@@ -456,7 +456,20 @@ fn forge_session(
                 && let Body::Summary { statuses } = m.body
             {
                 send(&Body::Bye);
-                return statuses;
+                // The receiver answers BYE with FAREWELL, which lets a sender leave
+                // without lingering.
+                let until = now() + Duration::from_secs(5);
+                loop {
+                    assert!(now() < until, "no FAREWELL in answer to BYE");
+                    if let Ok(Event::Message { data, .. }) =
+                        group.recv_timeout(Duration::from_millis(20))
+                        && let Ok(m) = wire::decode(data)
+                        && m.session == session
+                        && m.body == Body::Farewell
+                    {
+                        return statuses;
+                    }
+                }
             }
         }
     }
@@ -652,6 +665,7 @@ fn the_codec_round_trips_and_rejects_truncated_or_oversized_messages() {
             statuses: vec![Status::Verified, Status::Lost],
         },
         Body::Bye,
+        Body::Farewell,
     ];
     for body in &bodies {
         let encoded = wire::encode(0x1234, body);

@@ -686,6 +686,29 @@ fn leave_lingers_for_the_configured_quiet_time() {
 }
 
 #[test]
+fn leave_with_linger_overrides_the_configured_quiet_time() {
+    let _watchdog = Watchdog::arm("leave_with_linger_overrides_the_configured_quiet_time");
+    let group = "239.255.71.14:47114";
+    let mut took = Vec::new();
+    for (seed, linger) in [(15, Duration::from_millis(300)), (16, Duration::ZERO)] {
+        // Configured for a long linger; the call decides.
+        let member = join(config(group, seed).leave_linger(Duration::from_secs(2)));
+        member
+            .send(Bytes::from_static(b"one message"))
+            .expect("send");
+        thread::sleep(Duration::from_millis(50));
+        let left = now();
+        member.leave_with_linger(linger);
+        took.push(left.elapsed());
+    }
+    assert!(
+        took[0] >= Duration::from_millis(300) && took[0] < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert!(took[1] < Duration::from_millis(100), "{took:?}");
+}
+
+#[test]
 fn try_send_reports_full_and_drop_is_bounded() {
     let _watchdog = Watchdog::arm("try_send_reports_full_and_drop_is_bounded");
     // 1 Mbit/s and a 2-message ring: the core's own queue (16 MiB) and the ring fill at once.

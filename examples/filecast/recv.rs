@@ -169,6 +169,8 @@ struct Receiver<'a> {
     hashing: Hashing,
     /// Sessions already ended, whose late HELLOs must not start them again.
     finished: Vec<u64>,
+    /// The last session ended with the sender's BYE (answered with FAREWELL).
+    bye_heard: bool,
 }
 
 impl Receiver<'_> {
@@ -516,6 +518,8 @@ impl Receiver<'_> {
                         }
                         Body::Done { file_count, .. } => self.on_done(&mut s, file_count),
                         Body::Bye => {
+                            self.send(s.id, &Body::Farewell);
+                            self.bye_heard = true;
                             self.abandon_current(&mut s);
                             return if s.done.is_some() {
                                 Ok(s)
@@ -620,6 +624,7 @@ pub(crate) fn run(args: &RecvArgs) -> Result<RecvOutcome, String> {
         unrecoverable: 0,
         hashing: Hashing::start(),
         finished: Vec::new(),
+        bye_heard: false,
     };
     let idle = args.timeout.map(Duration::from_secs);
     let mut files = Vec::new();
@@ -649,8 +654,15 @@ pub(crate) fn run(args: &RecvArgs) -> Result<RecvOutcome, String> {
     }
     receiver.progress.finish();
     let unrecoverable = receiver.unrecoverable;
+    let bye_heard = receiver.bye_heard;
     let stats = group.stats();
-    group.leave();
+    if bye_heard && args.once {
+        // The sender had every confirmation before its BYE: nobody needs this member's
+        // messages any more.
+        group.leave_with_linger(Duration::ZERO);
+    } else {
+        group.leave();
+    }
     let ok = error.is_none() && files.iter().all(|f| f.status == Status::Verified);
     Ok(RecvOutcome {
         ok,

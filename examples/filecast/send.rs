@@ -164,6 +164,8 @@ struct Receiver {
     moved: Instant,
     /// Left out of flow control after stalling.
     stalled: bool,
+    /// Answered `BYE` with `FAREWELL`: it has the end of the session.
+    farewell: bool,
 }
 
 /// Shared between the sending thread and the listener.
@@ -186,6 +188,26 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until every receiver answered `BYE` or `bound` passed; whether they all did.
+    fn wait_for_farewells(&self, bound: Duration) -> bool {
+        let deadline = now() + bound;
+        let mut reg = self.lock();
+        loop {
+            if reg.all_farewelled() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(now());
+            if left.is_zero() {
+                return false;
+            }
+            reg = self
+                .acked
+                .wait_timeout(reg, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Blocks until every live receiver acknowledged up to `position - FLOW_WINDOW`, leaving
@@ -223,6 +245,11 @@ impl Shared {
 }
 
 impl Registry {
+    /// Every receiver still there answered `BYE`: nobody will ask for it again.
+    fn all_farewelled(&self) -> bool {
+        self.receivers.values().all(|r| r.lost || r.farewell)
+    }
+
     fn complete(&self, files: u32) -> bool {
         self.receivers
             .values()
@@ -264,6 +291,7 @@ fn listen(group: &ReliableGroup, session: u64, shared: &Shared, stop: &AtomicBoo
                                     acked: 0,
                                     moved: now(),
                                     stalled: false,
+                                    farewell: false,
                                 },
                             );
                         } else if !reg.late.contains(&name) {
@@ -295,6 +323,12 @@ fn listen(group: &ReliableGroup, session: u64, shared: &Shared, stop: &AtomicBoo
                             for (index, status) in (0u32..).zip(statuses) {
                                 r.statuses.insert(index, status);
                             }
+                        }
+                    }
+                    Body::Farewell => {
+                        if let Some(r) = reg.receivers.get_mut(&source) {
+                            r.farewell = true;
+                            shared.acked.notify_all();
                         }
                     }
                     _ => {}
@@ -415,11 +449,16 @@ pub(crate) fn run(args: &SendArgs) -> Result<SendOutcome, String> {
         Err(e) => (0.0, Some(e)),
     };
     let stats = group.stats();
-    group.leave();
     let reg = shared
         .registry
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
+    if error.is_none() && !reg.receivers.is_empty() && reg.all_farewelled() {
+        // Every receiver has the BYE: a linger would serve nobody.
+        group.leave_with_linger(Duration::ZERO);
+    } else {
+        group.leave();
+    }
     let receivers: Vec<ReceiverOutcome> = reg
         .receivers
         .iter()
@@ -599,6 +638,9 @@ fn stream(
     }
     let seconds = now().duration_since(started).as_secs_f64();
     send(&Body::Bye)?;
+    // Receivers answer within a round trip; one whose answer is lost costs this wait and
+    // the leave linger, as before FAREWELL existed.
+    shared.wait_for_farewells(crate::LEAVE_LINGER);
     Ok(seconds)
 }
 

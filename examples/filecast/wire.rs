@@ -147,6 +147,9 @@ pub(crate) enum Body {
     },
     /// Sender → group: every receiver confirmed (or the wait ended); the session is over.
     Bye,
+    /// Receiver → group, in answer to `Bye`: "I have it and I am leaving". Once every
+    /// receiver said so, the sender leaves without lingering for a lost `Bye`.
+    Farewell,
     /// Receiver → group: flow control, "I have processed file `index` up to `end`".
     Ack {
         /// File index.
@@ -202,6 +205,7 @@ const SUMMARY: u8 = 7;
 const BYE: u8 = 8;
 const ACK: u8 = 9;
 const DIGEST: u8 = 10;
+const FAREWELL: u8 = 11;
 
 fn header(kind: u8, session: u64, body_len: usize) -> BytesMut {
     let mut out = BytesMut::with_capacity(HEADER_LEN + body_len);
@@ -219,6 +223,7 @@ pub(crate) fn encode(session: u64, body: &Body) -> Bytes {
     match body {
         Body::Hello => header(HELLO, session, 0).freeze(),
         Body::Bye => header(BYE, session, 0).freeze(),
+        Body::Farewell => header(FAREWELL, session, 0).freeze(),
         Body::Register { name } => {
             let mut out = header(REGISTER, session, 2 + name.len());
             out.put_u16(name.len() as u16);
@@ -353,6 +358,7 @@ pub(crate) fn decode(message: Bytes) -> Result<Message, DecodeError> {
     let body = match kind {
         HELLO => Body::Hello,
         BYE => Body::Bye,
+        FAREWELL => Body::Farewell,
         REGISTER => Body::Register {
             name: r.string(MAX_NAME, "name")?,
         },

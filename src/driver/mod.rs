@@ -85,6 +85,9 @@ pub(crate) struct Shared {
     event_room_wanted: AtomicBool,
     /// 0 = run, else a [`Shutdown`] code.
     shutdown: AtomicU8,
+    /// The linger `leave_with_linger` asked for, in nanoseconds; `u64::MAX` for the
+    /// configured one. Written before `shutdown`, read after it.
+    linger_override: AtomicU64,
     stats: Mutex<Stats>,
     stats_requested: AtomicU64,
     stats_published: AtomicU64,
@@ -122,6 +125,13 @@ impl Shared {
                 || !self.engine_running.load(Ordering::Acquire)
         });
         *self.stats.lock()
+    }
+
+    /// Asks the engine to stop with this linger instead of the configured one (before
+    /// [`Shared::request_shutdown`]).
+    pub(crate) fn override_linger(&self, linger: Duration) {
+        let nanos = u64::try_from(linger.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.linger_override.store(nanos, Ordering::SeqCst);
     }
 
     /// Asks the engine to stop (the first request wins).
@@ -191,6 +201,7 @@ pub(crate) fn start(config: &GroupConfig) -> Result<Started, JoinError> {
         waker,
         event_room_wanted: AtomicBool::new(false),
         shutdown: AtomicU8::new(0),
+        linger_override: AtomicU64::new(u64::MAX),
         stats: Mutex::new(Stats::default()),
         stats_requested: AtomicU64::new(0),
         stats_published: AtomicU64::new(0),
@@ -502,6 +513,10 @@ impl Engine {
                     Shutdown::Leave => LEAVE_BOUND,
                     Shutdown::Drop => DROP_BOUND,
                 };
+                let linger = self.shared.linger_override.load(Ordering::SeqCst);
+                if linger != u64::MAX {
+                    self.linger_quiet = Duration::from_nanos(linger);
+                }
                 // No more messages accepted; those already queued are still sent.
                 self.shared.messages.close();
                 self.shared.events.close();
