@@ -156,14 +156,25 @@ impl Common {
 
 /// CPU seconds (user + system) this process used so far.
 pub(crate) fn cpu_seconds() -> f64 {
+    let usage = own_usage();
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Peak resident memory of this process so far, in MiB (the `--json` summaries report it, so
+/// the bound on memory is checked end to end).
+pub(crate) fn max_rss_mib() -> f64 {
+    // Linux reports ru_maxrss in KiB.
+    own_usage().ru_maxrss as f64 / 1024.0
+}
+
+fn own_usage() -> libc::rusage {
     // SAFETY: getrusage only writes into the zeroed struct we own.
-    let usage = unsafe {
+    unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_SELF, &mut usage);
         usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
+    }
 }
 
 /// Minimal JSON string escaping for the `--json` summaries.

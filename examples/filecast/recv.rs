@@ -714,12 +714,13 @@ pub(crate) fn report(outcome: &RecvOutcome, json: bool, quiet: bool) {
             })
             .collect();
         println!(
-            "{{\"role\":\"recv\",\"ok\":{},\"verified\":{verified},\"failed\":[{}],\"bytes\":{},\"seconds\":{:.4},\"cpu_seconds\":{:.3},\"naks_sent\":{},\"repairs_received\":{},\"unrecoverable_packets\":{},\"error\":{}}}",
+            "{{\"role\":\"recv\",\"ok\":{},\"verified\":{verified},\"failed\":[{}],\"bytes\":{},\"seconds\":{:.4},\"cpu_seconds\":{:.3},\"max_rss_mib\":{:.1},\"naks_sent\":{},\"repairs_received\":{},\"unrecoverable_packets\":{},\"error\":{}}}",
             outcome.ok,
             failed_json.join(","),
             outcome.bytes,
             outcome.seconds,
             outcome.cpu_seconds,
+            crate::max_rss_mib(),
             outcome.stats.recovery.naks_sent,
             outcome.stats.recovery.repairs_received,
             outcome.unrecoverable,

@@ -744,13 +744,14 @@ pub(crate) fn report(outcome: &SendOutcome, json: bool) {
             })
             .collect();
         println!(
-            "{{\"role\":\"send\",\"ok\":{},\"files\":{},\"bytes\":{},\"seconds\":{:.4},\"goodput_mb_s\":{:.2},\"cpu_seconds\":{:.3},\"expected_receivers\":{},\"naks_received\":{},\"repairs_sent\":{},\"receivers\":[{}],\"error\":{}}}",
+            "{{\"role\":\"send\",\"ok\":{},\"files\":{},\"bytes\":{},\"seconds\":{:.4},\"goodput_mb_s\":{:.2},\"cpu_seconds\":{:.3},\"max_rss_mib\":{:.1},\"expected_receivers\":{},\"naks_received\":{},\"repairs_sent\":{},\"receivers\":[{}],\"error\":{}}}",
             outcome.ok,
             outcome.files,
             outcome.bytes,
             outcome.seconds,
             outcome.bytes as f64 / 1e6 / secs,
             outcome.cpu_seconds,
+            crate::max_rss_mib(),
             outcome
                 .expected
                 .map_or("null".to_owned(), |n| n.to_string()),
