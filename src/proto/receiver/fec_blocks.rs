@@ -20,7 +20,7 @@
 //! before the caller's delivery point once `prune` ran; a block marked `done` holds no payload.
 
 use super::gaps::{Pos, seq_of};
-use crate::proto::fec::{BlockDecoder, MAX_SOURCES, XOR_PARITY};
+use crate::proto::fec::{BlockDecoder, FecError, MAX_SOURCES, XOR_PARITY};
 use crate::proto::source::{read_source_symbol, write_source_symbol};
 use crate::stats::Stats;
 use crate::wire::{Data, SeqNum, StreamId};
@@ -60,6 +60,9 @@ struct Block {
     sources: BTreeMap<u8, Source>,
     parity: BTreeMap<u8, Bytes>,
     parity_rounds: u8,
+    /// The XOR parity with the RS parities held made a singular system: it counts for
+    /// nothing, so the block asks for one more RS parity instead.
+    xor_singular: bool,
     /// A NAK (parity or selective) went out for this block.
     naked: bool,
     done: bool,
@@ -78,13 +81,14 @@ impl Block {
             .map(|k| usize::from(k).saturating_sub(self.sources.len()))
     }
 
-    /// Parity symbols still needed to rebuild the block (0 when decodable or complete).
+    /// Parity symbols still needed to rebuild the block (0 when decodable or complete): any
+    /// e parities rebuild e losses, the XOR parity included, unless it already proved
+    /// singular with these losses.
     fn need(&self) -> usize {
-        match self.missing() {
-            None | Some(0) => 0,
-            Some(1) if self.parity.contains_key(&(XOR_PARITY as u8)) => 0,
-            Some(missing) => missing.saturating_sub(self.rs_held()),
-        }
+        let xor = self.parity.contains_key(&(XOR_PARITY as u8)) && !self.xor_singular;
+        self.missing().map_or(0, |missing| {
+            missing.saturating_sub(self.rs_held() + usize::from(xor))
+        })
     }
 }
 
@@ -173,24 +177,40 @@ impl FecReceiver {
         if block.done || (missing > 0 && (block.need() > 0 || block.trail.is_none())) {
             return Vec::new();
         }
-        let block = std::mem::replace(
-            block,
-            Block {
-                k: Some(k),
-                done: true,
-                ..Block::default()
-            },
-        );
+        let done = Block {
+            k: Some(k),
+            done: true,
+            ..Block::default()
+        };
+        let held = std::mem::replace(block, done);
         if missing == 0 {
             return Vec::new();
         }
-        let rebuilt = self.decode(&block, k, first, stream);
-        if !rebuilt.is_empty() {
-            stats.recovery.blocks_recovered += 1;
-            stats.recovery.parity_used += rebuilt.len() as u64;
-            stats.recovery.packets_recovered += rebuilt.len() as u64;
+        match self.decode(&held, k, first, stream) {
+            Ok(rebuilt) => {
+                stats.recovery.blocks_recovered += 1;
+                stats.recovery.parity_used += rebuilt.len() as u64;
+                stats.recovery.packets_recovered += rebuilt.len() as u64;
+                rebuilt
+            }
+            Err(Undecodable::Singular) => {
+                // Not a bad packet: the XOR parity adds nothing to these RS parities for
+                // this pattern. Keep the block; it now needs one more RS parity.
+                if let Some(block) = self.blocks.get_mut(&first) {
+                    *block = Block {
+                        xor_singular: true,
+                        ..held
+                    };
+                }
+                Vec::new()
+            }
+            Err(Undecodable::Inconsistent) => {
+                // Parity that cannot have come from these sources (forged, or of another
+                // block): counted and dropped; the block's packets are asked for selectively.
+                stats.drops.count("malformed");
+                Vec::new()
+            }
         }
-        rebuilt
     }
 
     /// Splits the positions the NAK cycle wants to NAK into those to ask for selectively and
@@ -317,14 +337,22 @@ impl FecReceiver {
         }
     }
 
-    /// Runs the decoder over `block`; returns the rebuilt packets (empty on any failure: the
-    /// NAK cycle then repairs them selectively).
-    fn decode(&mut self, block: &Block, k: u8, first: Pos, stream: StreamId) -> Vec<Data> {
+    /// Runs the decoder over `block`; returns the rebuilt packets, all of the block's missing
+    /// ones (on failure the NAK cycle repairs them: selectively, or by more parity when the
+    /// system was singular).
+    fn decode(
+        &mut self,
+        block: &Block,
+        k: u8,
+        first: Pos,
+        stream: StreamId,
+    ) -> Result<Vec<Data>, Undecodable> {
+        use Undecodable::Inconsistent;
         let Some(symbol_len) = block.parity.values().next().map(Bytes::len) else {
-            return Vec::new();
+            return Err(Inconsistent);
         };
         let Some(trail) = block.trail else {
-            return Vec::new();
+            return Err(Inconsistent);
         };
         let (k, max_payload) = (usize::from(k), symbol_len.saturating_sub(2));
         let fits = self
@@ -334,7 +362,7 @@ impl FecReceiver {
         if !fits {
             let max_k = self.decoder.as_ref().map_or(k, |d| d.max_k.max(k));
             let Ok(coder) = BlockDecoder::new(max_k, usize::from(block.m), max_payload) else {
-                return Vec::new();
+                return Err(Inconsistent);
             };
             self.decoder = Some(Decoder {
                 max_k,
@@ -344,40 +372,39 @@ impl FecReceiver {
             });
         }
         let Some(decoder) = self.decoder.as_mut() else {
-            return Vec::new();
+            return Err(Inconsistent);
         };
         let coder = &mut decoder.coder;
-        if coder.reset(k).is_err() {
-            return Vec::new();
-        }
+        coder.reset(k).map_err(|_| Inconsistent)?;
         for (&index, source) in &block.sources {
             let (len, offset) = (source.message_len, source.fragment_offset);
             write_source_symbol(&mut self.scratch, len, offset, &source.payload);
-            if coder.add_source(usize::from(index), &self.scratch).is_err() {
-                return Vec::new();
-            }
+            coder
+                .add_source(usize::from(index), &self.scratch)
+                .map_err(|_| Inconsistent)?;
         }
         for (&index, symbol) in &block.parity {
-            if coder.add_parity(usize::from(index), symbol).is_err() {
-                return Vec::new();
-            }
+            coder
+                .add_parity(usize::from(index), symbol)
+                .map_err(|_| Inconsistent)?;
         }
-        if coder.recover().is_err() {
-            return Vec::new();
+        match coder.recover() {
+            Ok(_) => {}
+            Err(FecError::Singular { .. }) => return Err(Undecodable::Singular),
+            Err(_) => return Err(Inconsistent),
         }
         let mut rebuilt = Vec::new();
         for index in 0..k {
             if !coder.was_recovered(index) {
                 continue;
             }
-            let Some(symbol) = coder.source(index) else {
-                continue;
-            };
-            let Some((message_len, fragment_offset, payload)) = read_source_symbol(symbol) else {
-                continue;
-            };
+            // A rebuilt packet that cannot be one means the parity was not of these sources:
+            // none of this block's rebuilt packets can be trusted.
+            let symbol = coder.source(index).ok_or(Inconsistent)?;
+            let (message_len, fragment_offset, payload) =
+                read_source_symbol(symbol).ok_or(Inconsistent)?;
             if u64::from(fragment_offset) + payload.len() as u64 > u64::from(message_len) {
-                continue;
+                return Err(Inconsistent);
             }
             rebuilt.push(Data {
                 stream,
@@ -390,8 +417,17 @@ impl FecReceiver {
                 fec_index: u8::try_from(index).ok(),
             });
         }
-        rebuilt
+        Ok(rebuilt)
     }
+}
+
+/// Why a decodable-looking block did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undecodable {
+    /// The XOR parity and the RS parities held are dependent for this loss pattern.
+    Singular,
+    /// The parity (or a source) does not fit the block: a bad packet.
+    Inconsistent,
 }
 
 #[cfg(test)]
@@ -506,6 +542,102 @@ mod tests {
     }
 
     #[test]
+    fn the_xor_parity_counts_toward_the_need() {
+        // Three missing, the XOR parity and one RS parity held: one more parity rebuilds it.
+        let mut fec = block_missing(&[1, 2, 3]);
+        let mut stats = Stats::default();
+        let symbol = || Bytes::from(vec![0; 14]);
+        fec.on_parity(100, 8, 4, 0, SeqNum(0), symbol());
+        fec.on_parity(100, 8, 4, 1, SeqNum(0), symbol());
+        let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
+        assert_eq!((selective, parity), (vec![], vec![(100, 1)]));
+        // Another receiver asking for one covers this one too.
+        assert_eq!(fec.covered_by(100, 1, 100..109).len(), 3);
+    }
+
+    /// The PARITY symbols 0..=m of a block of `k` copies of [`data`]'s packet.
+    fn encoded_parity(k: usize, m: usize) -> Vec<Bytes> {
+        let mut encoder = crate::proto::fec::BlockEncoder::new(k, m, 11).expect("shape");
+        let mut symbol = Vec::new();
+        for _ in 0..k {
+            write_source_symbol(&mut symbol, 3, 0, b"abc");
+            encoder.push_source(&symbol).expect("fits");
+        }
+        encoder.finish().expect("encodes");
+        (0..=m)
+            .map(|index| Bytes::copy_from_slice(encoder.parity(index).expect("parity")))
+            .collect()
+    }
+
+    #[test]
+    fn a_singular_xor_combination_asks_for_one_more_reed_solomon_parity() {
+        // At (k, m) = (6, 3), sources 0 and 4 have equal coefficients in RS parity 2, so with
+        // the XOR parity the 2 × 2 system is singular (`fec::tests` pins the pattern).
+        let parity = encoded_parity(6, 3);
+        let mut fec = FecReceiver::default();
+        for index in [1u8, 2, 3, 5] {
+            let pos = 200 + u64::from(index);
+            fec.on_source(pos, index, &data(pos, index));
+        }
+        let mut stats = Stats::default();
+        for index in [0u8, 2] {
+            let block = fec.on_parity(
+                200,
+                6,
+                3,
+                index,
+                SeqNum(0),
+                parity[usize::from(index)].clone(),
+            );
+            assert_eq!(block, Some(200));
+        }
+        assert!(fec.try_decode(200, STREAM, &mut stats).is_empty());
+        assert_eq!(
+            stats.drops.malformed, 0,
+            "a singular system is no bad packet"
+        );
+        // The XOR parity now counts for nothing: one more RS parity is asked for, and rebuilds.
+        assert_eq!(
+            fec.split_nak(&[200, 204], 206, &mut stats).1,
+            vec![(200, 1)]
+        );
+        fec.on_parity(200, 6, 3, 1, SeqNum(0), parity[1].clone());
+        let rebuilt = fec.try_decode(200, STREAM, &mut stats);
+        let got: Vec<(u32, &[u8])> = rebuilt.iter().map(|d| (d.seq.0, &d.payload[..])).collect();
+        assert_eq!(got, vec![(200, &b"abc"[..]), (204, &b"abc"[..])]);
+        assert_eq!(stats.recovery.blocks_recovered, 1);
+    }
+
+    #[test]
+    fn a_forged_block_shape_costs_what_the_block_can_need_not_what_m_claims() {
+        // k = 1, m = 254, 65,534-byte symbols: a decoder sized for m took ~66 MB (parity slots
+        // for 255 indices, the crate's decoder and a re-encoder for m = 254). A block of one
+        // source needs two parity slots and no crate coder.
+        use crate::proto::fec::{BlockEncoder, MAX_PAYLOAD};
+        let payload: Vec<u8> = (0..MAX_PAYLOAD - 8).map(|i| (i * 13) as u8).collect();
+        let len = payload.len() as u32;
+        let mut symbol = Vec::new();
+        write_source_symbol(&mut symbol, len, 0, &payload);
+        let mut encoder = BlockEncoder::new(1, 254, MAX_PAYLOAD).expect("shape");
+        encoder.push_source(&symbol).expect("fits");
+        encoder.finish().expect("encodes");
+        let parity = Bytes::copy_from_slice(encoder.parity(200).expect("parity"));
+        // The crate's static tables, built once per process, are not the block's cost.
+        drop(BlockDecoder::new(2, 2, 10));
+        let mut fec = FecReceiver::default();
+        let mut stats = Stats::default();
+        let mut rebuilt = Vec::new();
+        let bytes = crate::test_alloc::bytes_during(|| {
+            let block = fec.on_parity(500, 1, 254, 200, SeqNum(0), parity);
+            assert_eq!(block, Some(500));
+            rebuilt = fec.try_decode(500, STREAM, &mut stats);
+        });
+        assert_eq!(rebuilt.len(), 1);
+        assert_eq!(rebuilt[0].payload, payload);
+        assert!(bytes < 2 << 20, "{bytes} bytes allocated");
+    }
+
+    #[test]
     fn garbage_parity_never_panics_and_rebuilds_nothing() {
         let mut fec = block_missing(&[0]);
         let mut stats = Stats::default();
@@ -514,5 +646,6 @@ mod tests {
         // The prefix claims 65,535 bytes: the decoder refuses it; nothing is made up.
         assert!(fec.try_decode(100, STREAM, &mut stats).is_empty());
         assert_eq!(stats.recovery.packets_recovered, 0);
+        assert_eq!(stats.drops.malformed, 1, "the bad parity is counted");
     }
 }
