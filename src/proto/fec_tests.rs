@@ -127,6 +127,11 @@ impl Group {
             .sum()
     }
 
+    /// Every datagram sent that `pick` selects, in order.
+    fn sent_of<'a, T>(&'a self, pick: impl Fn(&'a Packet) -> Option<&'a T>) -> Vec<&'a T> {
+        self.sent.iter().filter_map(|(_, p)| pick(p)).collect()
+    }
+
     fn parity_sent(&self) -> Vec<(u32, u8, u8)> {
         self.sent
             .iter()
@@ -204,14 +209,10 @@ fn a_parity_nak_draws_exactly_the_missing_count_of_new_parity() {
         (3, 0),
         "{tx:?}"
     );
-    let naks: Vec<&ParityNak> = group
-        .sent
-        .iter()
-        .filter_map(|(_, p)| match p {
-            Packet::ParityNak(nak) => Some(nak),
-            _ => None,
-        })
-        .collect();
+    let naks: Vec<&ParityNak> = group.sent_of(|p| match p {
+        Packet::ParityNak(nak) => Some(nak),
+        _ => None,
+    });
     assert_eq!(naks[0].blocks.len(), 1);
     assert_eq!(naks[0].blocks[0].count, 3);
     // The PARITY_NCF ("3 coming for this block") leaves before any parity.
@@ -376,6 +377,62 @@ fn a_parity_nak_for_a_block_the_source_no_longer_knows_is_ignored() {
         "no NCF, no parity"
     );
     assert_eq!(group.source.stats().drops.out_of_window, 1);
+}
+
+#[test]
+fn malformed_and_inconsistent_parity_is_counted_dropped_and_the_stream_still_completes() {
+    // Block 0 of fec(8, 0) loses one packet at the receiver; before its NAK goes out, the
+    // receiver is fed a PARITY the wire rejects (index above m), PARITY the wire accepts but
+    // the block cannot have (m = 255, a symbol too short for its packets), and one of the
+    // right shape with garbage contents, which decodes to an impossible packet.
+    let mut group = Group::new(fec(8, 0), vec![plain()], drop_odata(&[3]));
+    group.send(8);
+    group.run_until(group.now);
+    let data: Vec<&Data> = group.sent_of(|p| match p {
+        Packet::Data(data) => Some(data),
+        _ => None,
+    });
+    assert_eq!(data.len(), 8, "every ODATA sent, no repair yet");
+    let (stream, block, trail) = (data[0].stream, data[0].seq, data[0].trail);
+    let longest = data.iter().map(|d| d.payload.len()).max().unwrap_or(0);
+    let symbol_len = crate::proto::fec::symbol_len_for(8 + longest);
+    let forged = |m: u8, len: usize| {
+        Packet::Parity(wire::Parity {
+            stream,
+            block,
+            trail,
+            k: 8,
+            m,
+            index: 0,
+            symbol: Bytes::from(vec![0xFF; len]),
+        })
+        .to_bytes()
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/packets");
+    let index_above_m = std::fs::read(dir.join("malformed_parity_index.bin")).expect("sample");
+    let now = group.now;
+    let receiver = &mut group.receivers[0];
+    let mut malformed = Vec::new();
+    for datagram in [
+        Bytes::from(index_above_m),
+        forged(255, symbol_len),
+        forged(4, 2),
+        forged(4, symbol_len),
+    ] {
+        receiver.handle_datagram(now, addr(), datagram);
+        malformed.push(receiver.stats().drops.malformed);
+    }
+    assert_eq!(malformed, vec![1, 2, 3, 4], "each bad PARITY counted once");
+    assert_eq!(
+        receiver.stats().recovery.packets_recovered,
+        0,
+        "nothing made up"
+    );
+    group.run_until(group.now + 2_000 * MS);
+    assert_eq!(group.messages(0), 8);
+    assert_eq!(group.lost(0), 0);
+    // The block was given up for parity: its packet came back selectively.
+    assert!(group.source.stats().recovery.repairs_sent > 0);
 }
 
 mod properties {

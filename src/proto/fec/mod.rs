@@ -169,6 +169,12 @@ pub(crate) fn symbol_len_for(max_len: usize) -> usize {
     (LEN_PREFIX + max_len).next_multiple_of(2)
 }
 
+/// Whether a block of `k` sources with `m` Reed-Solomon parities is one the adapter codes (a
+/// PARITY claiming another shape is inconsistent, whatever else it says).
+pub(crate) fn shape_supported(k: usize, m: usize) -> bool {
+    check_shape(k, m, 0).is_ok()
+}
+
 /// Checks a block shape against the adapter's and the crate's limits.
 fn check_shape(k: usize, m: usize, max_payload: usize) -> Result<(), FecError> {
     let supported = (1..=MAX_SOURCES).contains(&k)

@@ -20,8 +20,10 @@
 //! before the caller's delivery point once `prune` ran; a block marked `done` holds no payload.
 
 use super::gaps::{Pos, seq_of};
-use crate::proto::fec::{BlockDecoder, FecError, MAX_SOURCES, XOR_PARITY};
-use crate::proto::source::{read_source_symbol, write_source_symbol};
+use crate::proto::fec::{
+    BlockDecoder, FecError, MAX_SOURCES, XOR_PARITY, shape_supported, symbol_len_for,
+};
+use crate::proto::source::{SOURCE_HEADER_LEN, read_source_symbol, write_source_symbol};
 use crate::stats::Stats;
 use crate::wire::{Data, SeqNum, StreamId};
 use bytes::Bytes;
@@ -74,6 +76,23 @@ impl Block {
             .keys()
             .filter(|&&i| usize::from(i) != XOR_PARITY)
             .count()
+    }
+
+    /// Whether a PARITY for (k, m) with a `symbol_len`-byte symbol can belong to this block.
+    fn fits_parity(&self, k: u8, m: u8, symbol_len: usize) -> bool {
+        let same_shape = self
+            .parity
+            .values()
+            .next()
+            .is_none_or(|held| (self.k, self.m, held.len()) == (Some(k), m, symbol_len));
+        let sources_fit = self
+            .sources
+            .last_key_value()
+            .is_none_or(|(&last, _)| last < k)
+            && self.sources.values().all(|source| {
+                symbol_len_for(SOURCE_HEADER_LEN + source.payload.len()) <= symbol_len
+            });
+        same_shape && sources_fit
     }
 
     fn missing(&self) -> Option<usize> {
@@ -138,25 +157,38 @@ impl FecReceiver {
     }
 
     /// Holds parity symbol `index` of the block at `first` (k sources, m Reed-Solomon
-    /// parities, sent when the source's trail was `trail`).
+    /// parities, sent when the source's trail was `trail`); returns the block to try decoding.
+    /// A PARITY inconsistent with the block (an unsupported shape, another k, m or symbol
+    /// length than the block's earlier PARITY, a symbol too short for a source held, a
+    /// source index beyond k) is counted as `malformed` and dropped. Beyond one parity more
+    /// than the block misses (all a decode can use) parity is not kept.
     pub(super) fn on_parity(
         &mut self,
         first: Pos,
-        k: u8,
-        m: u8,
-        index: u8,
+        (k, m, index): (u8, u8, u8),
         trail: SeqNum,
         symbol: Bytes,
+        stats: &mut Stats,
     ) -> Option<Pos> {
-        self.rs_per_block = Some(m);
+        if !shape_supported(usize::from(k), usize::from(m)) {
+            stats.drops.count("malformed");
+            return None;
+        }
         let block = self.block(first)?;
         if block.done {
+            return None;
+        }
+        if !block.fits_parity(k, m, symbol.len()) {
+            stats.drops.count("malformed");
             return None;
         }
         block.k = Some(k);
         block.m = m;
         block.trail = Some(trail);
-        block.parity.entry(index).or_insert(symbol);
+        if block.parity.len() <= usize::from(k).saturating_sub(block.sources.len()) {
+            block.parity.entry(index).or_insert(symbol);
+        }
+        self.rs_per_block = Some(m);
         Some(first)
     }
 
@@ -492,7 +524,8 @@ mod tests {
         let mut fec = block_missing(&[1, 2, 3]);
         let mut stats = Stats::default();
         // The source defines m = 2 Reed-Solomon parities per block; one is held already.
-        fec.on_parity(100, 8, 2, 1, SeqNum(0), Bytes::from(vec![0; 14]));
+        let symbol = Bytes::from(vec![0; 14]);
+        fec.on_parity(100, (8, 2, 1), SeqNum(0), symbol, &mut stats);
         let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
         assert_eq!((selective, parity), (vec![101, 102, 103], vec![]));
     }
@@ -547,8 +580,8 @@ mod tests {
         let mut fec = block_missing(&[1, 2, 3]);
         let mut stats = Stats::default();
         let symbol = || Bytes::from(vec![0; 14]);
-        fec.on_parity(100, 8, 4, 0, SeqNum(0), symbol());
-        fec.on_parity(100, 8, 4, 1, SeqNum(0), symbol());
+        fec.on_parity(100, (8, 4, 0), SeqNum(0), symbol(), &mut stats);
+        fec.on_parity(100, (8, 4, 1), SeqNum(0), symbol(), &mut stats);
         let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
         assert_eq!((selective, parity), (vec![], vec![(100, 1)]));
         // Another receiver asking for one covers this one too.
@@ -581,14 +614,8 @@ mod tests {
         }
         let mut stats = Stats::default();
         for index in [0u8, 2] {
-            let block = fec.on_parity(
-                200,
-                6,
-                3,
-                index,
-                SeqNum(0),
-                parity[usize::from(index)].clone(),
-            );
+            let symbol = parity[usize::from(index)].clone();
+            let block = fec.on_parity(200, (6, 3, index), SeqNum(0), symbol, &mut stats);
             assert_eq!(block, Some(200));
         }
         assert!(fec.try_decode(200, STREAM, &mut stats).is_empty());
@@ -601,7 +628,7 @@ mod tests {
             fec.split_nak(&[200, 204], 206, &mut stats).1,
             vec![(200, 1)]
         );
-        fec.on_parity(200, 6, 3, 1, SeqNum(0), parity[1].clone());
+        fec.on_parity(200, (6, 3, 1), SeqNum(0), parity[1].clone(), &mut stats);
         let rebuilt = fec.try_decode(200, STREAM, &mut stats);
         let got: Vec<(u32, &[u8])> = rebuilt.iter().map(|d| (d.seq.0, &d.payload[..])).collect();
         assert_eq!(got, vec![(200, &b"abc"[..]), (204, &b"abc"[..])]);
@@ -628,7 +655,7 @@ mod tests {
         let mut stats = Stats::default();
         let mut rebuilt = Vec::new();
         let bytes = crate::test_alloc::bytes_during(|| {
-            let block = fec.on_parity(500, 1, 254, 200, SeqNum(0), parity);
+            let block = fec.on_parity(500, (1, 254, 200), SeqNum(0), parity, &mut stats);
             assert_eq!(block, Some(500));
             rebuilt = fec.try_decode(500, STREAM, &mut stats);
         });
@@ -638,11 +665,53 @@ mod tests {
     }
 
     #[test]
+    fn parity_inconsistent_with_its_block_is_counted_and_dropped() {
+        let mut fec = block_missing(&[2]);
+        let mut stats = Stats::default();
+        let symbol = |len: usize| Bytes::from(vec![0; len]);
+        let mut offer = |fec: &mut FecReceiver, shape, len| {
+            fec.on_parity(100, shape, SeqNum(0), symbol(len), &mut stats)
+        };
+        // m = 255 (the wire allows it, no code has it), and a symbol too short for the
+        // 11-byte protected sources held ("abc" plus 8 header bytes need 14).
+        assert_eq!(offer(&mut fec, (8, 255, 0), 14), None);
+        assert_eq!(offer(&mut fec, (8, 4, 0), 12), None);
+        // A k below a source index held.
+        assert_eq!(offer(&mut fec, (2, 4, 0), 14), None);
+        assert_eq!(offer(&mut fec, (8, 4, 1), 14), Some(100));
+        // Once a PARITY set the shape, another k, m or symbol length is inconsistent.
+        assert_eq!(offer(&mut fec, (8, 4, 2), 16), None);
+        assert_eq!(offer(&mut fec, (8, 5, 2), 14), None);
+        assert_eq!(offer(&mut fec, (9, 4, 2), 14), None);
+        assert_eq!(stats.drops.malformed, 6);
+        // Nothing inconsistent was kept: the block holds the one good parity.
+        assert_eq!(fec.blocks[&100].parity.len(), 1);
+    }
+
+    #[test]
+    fn a_block_keeps_no_more_parity_than_it_can_use() {
+        let mut fec = block_missing(&[2, 5]);
+        let mut stats = Stats::default();
+        for index in 0..8 {
+            fec.on_parity(
+                100,
+                (8, 8, index),
+                SeqNum(0),
+                Bytes::from(vec![0; 14]),
+                &mut stats,
+            );
+        }
+        // Two missing: two parities rebuild them, a third covers a singular XOR combination.
+        assert_eq!(fec.blocks[&100].parity.len(), 3);
+        assert_eq!(stats.drops.malformed, 0);
+    }
+
+    #[test]
     fn garbage_parity_never_panics_and_rebuilds_nothing() {
         let mut fec = block_missing(&[0]);
         let mut stats = Stats::default();
         let symbol = Bytes::from(vec![0xff; 14]);
-        fec.on_parity(100, 8, 4, 1, SeqNum(0), symbol);
+        fec.on_parity(100, (8, 4, 1), SeqNum(0), symbol, &mut stats);
         // The prefix claims 65,535 bytes: the decoder refuses it; nothing is made up.
         assert!(fec.try_decode(100, STREAM, &mut stats).is_empty());
         assert_eq!(stats.recovery.packets_recovered, 0);

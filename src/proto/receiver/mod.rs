@@ -366,8 +366,12 @@ impl PeerState {
                 return;
             }
         }
-        let (k, m, index, trail) = (parity.k, parity.m, parity.index, parity.trail);
-        if let Some(block) = self.fec.on_parity(first, k, m, index, trail, parity.symbol) {
+        let shape = (parity.k, parity.m, parity.index);
+        let symbol = parity.symbol;
+        if let Some(block) = self
+            .fec
+            .on_parity(first, shape, parity.trail, symbol, ctx.stats)
+        {
             self.try_decode(ctx, out, block);
         }
     }

@@ -56,7 +56,7 @@ use crate::wire::{
 };
 use bytes::Bytes;
 use fec_blocks::FecParams;
-pub(crate) use fec_blocks::{read_source_symbol, write_source_symbol};
+pub(crate) use fec_blocks::{SOURCE_HEADER_LEN, read_source_symbol, write_source_symbol};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
