@@ -9,10 +9,15 @@
 //!
 //! Parity or selective: a missing packet is asked for by parity NAK when its block spans at
 //! least [`MIN_PARITY_BLOCK`] packets (a block of unknown k — still open at the source, which
-//! closes it on the request — spans to the leading edge), misses no more than the source's m
-//! Reed-Solomon parities could rebuild, and fewer than [`MAX_PARITY_ROUNDS`] parity NAKs went
-//! out for it; otherwise selectively (a small block gains nothing from parity, a block beyond m
-//! can never be rebuilt, and after many rounds the block may be gone from the source's window).
+//! closes it on the request — spans to the leading edge), needs no more parity than the source
+//! can still send for it, and fewer than [`MAX_PARITY_ROUNDS`] parity NAKs went out for it;
+//! otherwise selectively (a small block gains nothing from parity, one needing more than is
+//! left can never be rebuilt from it, and after many rounds the block may be gone from the
+//! source's window). What is left is known from the PARITY headers: the source sends its m RS
+//! indices in order and each once, plus the XOR parity, so after RS index h at most m − h RS
+//! parities remain, plus the XOR parity if not seen. The source also says so: a PARITY_NCF
+//! answering this receiver's own request with fewer than it needs, or any GONE PARITY_NCF,
+//! means the block's parity is exhausted.
 //! Another receiver's parity NAK, or the source's PARITY_NCF, for at least as many symbols as
 //! this receiver needs puts its NAKs for the block on hold ([`FecReceiver::covered_by`]).
 //!
@@ -65,6 +70,12 @@ struct Block {
     /// The XOR parity with the RS parities held made a singular system: it counts for
     /// nothing, so the block asks for one more RS parity instead.
     xor_singular: bool,
+    /// Highest RS parity index received (0: none), and whether the XOR parity was: bound
+    /// what the source can still send.
+    highest_rs: u8,
+    xor_seen: bool,
+    /// The source said it has no parity left for the block.
+    exhausted: bool,
     /// A NAK (parity or selective) went out for this block.
     naked: bool,
     done: bool,
@@ -76,6 +87,15 @@ impl Block {
             .keys()
             .filter(|&&i| usize::from(i) != XOR_PARITY)
             .count()
+    }
+
+    /// Most parity symbols the source can still send for this block, whose source defines `m`
+    /// RS parities (0 once it said it has none left).
+    fn parity_left(&self, m: u8) -> usize {
+        if self.exhausted {
+            return 0;
+        }
+        usize::from(m.saturating_sub(self.highest_rs)) + usize::from(!self.xor_seen)
     }
 
     /// Whether a PARITY for (k, m) with a `symbol_len`-byte symbol can belong to this block.
@@ -185,6 +205,11 @@ impl FecReceiver {
         block.k = Some(k);
         block.m = m;
         block.trail = Some(trail);
+        if usize::from(index) == XOR_PARITY {
+            block.xor_seen = true;
+        } else {
+            block.highest_rs = block.highest_rs.max(index);
+        }
         if block.parity.len() <= usize::from(k).saturating_sub(block.sources.len()) {
             block.parity.entry(index).or_insert(symbol);
         }
@@ -279,9 +304,12 @@ impl FecReceiver {
                 Some(_) => block.need(),
                 None => missing,
             };
-            // More missing than the source has Reed-Solomon parities: no amount of parity
-            // rebuilds the block, so ask for its packets.
-            let parity_can_do_it = self.rs_per_block.is_none_or(|m| missing <= usize::from(m));
+            // More needed than the source can still send: no amount of parity rebuilds the
+            // block, so ask for its packets.
+            let parity_can_do_it = !block.exhausted
+                && self.rs_per_block.is_none_or(|m| {
+                    need <= block.parity_left(if block.m > 0 { block.m } else { m })
+                });
             if span >= u64::from(MIN_PARITY_BLOCK)
                 && block.parity_rounds < MAX_PARITY_ROUNDS
                 && need > 0
@@ -323,7 +351,8 @@ impl FecReceiver {
             Some(_) => block.need(),
             None => missing.len(),
         };
-        if block.done || need == 0 || need > usize::from(needed) {
+        // Waiting is pointless for parity the source no longer has.
+        if block.done || need == 0 || need > usize::from(needed) || block.exhausted {
             return Vec::new();
         }
         missing
@@ -331,6 +360,28 @@ impl FecReceiver {
             .filter(|pos| tracked.contains(pos))
             .map(|pos| pos..pos + 1)
             .collect()
+    }
+
+    /// The source answered a parity request for the block at `first` with `coming` symbols,
+    /// GONE if `gone`, and `own` says the request was this receiver's. Marks the block's
+    /// parity exhausted when the source has none left, or promised this receiver less than it
+    /// asked for (the source answers at least what was asked unless it ran out); returns
+    /// whether it did, so the caller leaves the block's NAKs running, now selective.
+    pub(super) fn on_parity_answer(
+        &mut self,
+        first: Pos,
+        coming: u16,
+        gone: bool,
+        own: bool,
+    ) -> bool {
+        let Some(block) = self.blocks.get_mut(&first) else {
+            return gone;
+        };
+        let short = own && block.k.is_some() && block.need() > usize::from(coming);
+        if gone || short {
+            block.exhausted = true;
+        }
+        block.exhausted
     }
 
     /// Forgets blocks that end before `delivered` (the delivery point).
@@ -520,14 +571,39 @@ mod tests {
     }
 
     #[test]
-    fn a_block_missing_more_than_the_parity_the_source_has_is_repaired_selectively() {
-        let mut fec = block_missing(&[1, 2, 3]);
+    fn a_block_needing_more_parity_than_the_source_has_left_is_repaired_selectively() {
         let mut stats = Stats::default();
-        // The source defines m = 2 Reed-Solomon parities per block; one is held already.
-        let symbol = Bytes::from(vec![0; 14]);
-        fec.on_parity(100, (8, 2, 1), SeqNum(0), symbol, &mut stats);
+        let symbol = || Bytes::from(vec![0; 14]);
+        // m = 2: RS parity 2 seen, so at most the XOR parity is left; one held, 3 missing:
+        // 2 needed, more than can come.
+        let mut fec = block_missing(&[1, 2, 3]);
+        fec.on_parity(100, (8, 2, 2), SeqNum(0), symbol(), &mut stats);
         let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
         assert_eq!((selective, parity), (vec![101, 102, 103], vec![]));
+        // RS parity 1 seen instead: RS 2 and the XOR parity may still come, and 2 would do.
+        let mut fec = block_missing(&[1, 2, 3]);
+        fec.on_parity(100, (8, 2, 1), SeqNum(0), symbol(), &mut stats);
+        assert_eq!(
+            fec.split_nak(&[101, 102, 103], 109, &mut stats).1,
+            vec![(100, 2)]
+        );
+        // The source says it has none left (a GONE PARITY_NCF): selective, and another
+        // receiver's request no longer puts this one on hold.
+        assert!(fec.on_parity_answer(100, 2, true, false));
+        assert!(fec.covered_by(100, 2, 100..109).is_empty());
+        let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
+        assert_eq!((selective, parity), (vec![101, 102, 103], vec![]));
+    }
+
+    #[test]
+    fn a_promise_short_of_this_receivers_own_request_means_parity_ran_out() {
+        let mut fec = block_missing(&[1, 2, 3]);
+        // Someone else's request promised 2: no conclusion for this receiver's need of 3.
+        assert!(!fec.on_parity_answer(100, 2, false, false));
+        // Its own request for 3 answered with 2: the source had no more.
+        assert!(fec.on_parity_answer(100, 2, false, true));
+        let mut stats = Stats::default();
+        assert!(fec.split_nak(&[101], 109, &mut stats).1.is_empty());
     }
 
     #[test]

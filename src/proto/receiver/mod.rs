@@ -405,8 +405,13 @@ impl PeerState {
         self.apply_trail(ncf.trail);
         let (next, rtt) = (self.reorder.next(), self.wait_rtt(config));
         let tracked = next..self.edge.lead();
+        let own = ncf.requester == config.member;
         for block in &ncf.ranges {
             let first = gaps::unwrap(next, block.first);
+            // No parity left: the block's NAKs keep running and go out selectively.
+            if self.fec.on_parity_answer(first, block.count, ncf.gone, own) {
+                continue;
+            }
             for positions in self.fec.covered_by(first, block.count, tracked.clone()) {
                 ctx.stats.recovery.naks_suppressed += self.naks.on_ncf(positions, now, rtt);
             }
