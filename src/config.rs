@@ -277,10 +277,13 @@ impl GroupConfig {
     }
 
     /// Forward error correction (FEC, `docs/fec.md`): the source groups its packets into
-    /// blocks of `k` (1..=255) and sends `p` Reed-Solomon parity packets with each block
-    /// (proactive; `p` may be 0), and receivers ask for parity instead of single packets
-    /// (on demand). Receivers need no setting: they follow whatever each source sends.
-    /// Default off (selective repair only).
+    /// blocks of `k` (1..=255) and sends `p` parity packets with each block (proactive; `p`
+    /// may be 0): with `p` = 1 that one is the XOR parity (the byte-wise XOR of the block,
+    /// which rebuilds any single loss), with `p` ≥ 2 Reed-Solomon parities 1..=p (any `p`
+    /// losses). Receivers ask for more parity instead of single packets (on demand), drawn
+    /// from the max(p, k/2, 1) Reed-Solomon parities the source defines per block. Receivers
+    /// need no setting: they follow whatever each source sends. Default off (selective repair
+    /// only).
     pub fn fec(mut self, k: u8, p: u8) -> Self {
         self.settings.fec = Some((k, p));
         self

@@ -56,6 +56,8 @@ mod group;
 mod proto;
 mod ring;
 mod stats;
+#[cfg(test)]
+mod test_alloc;
 pub(crate) mod wire;
 
 #[cfg(any(test, feature = "sim"))]

@@ -127,6 +127,11 @@ impl Group {
             .sum()
     }
 
+    /// Every datagram sent that `pick` selects, in order.
+    fn sent_of<'a, T>(&'a self, pick: impl Fn(&'a Packet) -> Option<&'a T>) -> Vec<&'a T> {
+        self.sent.iter().filter_map(|(_, p)| pick(p)).collect()
+    }
+
     fn parity_sent(&self) -> Vec<(u32, u8, u8)> {
         self.sent
             .iter()
@@ -204,14 +209,10 @@ fn a_parity_nak_draws_exactly_the_missing_count_of_new_parity() {
         (3, 0),
         "{tx:?}"
     );
-    let naks: Vec<&ParityNak> = group
-        .sent
-        .iter()
-        .filter_map(|(_, p)| match p {
-            Packet::ParityNak(nak) => Some(nak),
-            _ => None,
-        })
-        .collect();
+    let naks: Vec<&ParityNak> = group.sent_of(|p| match p {
+        Packet::ParityNak(nak) => Some(nak),
+        _ => None,
+    });
     assert_eq!(naks[0].blocks.len(), 1);
     assert_eq!(naks[0].blocks[0].count, 3);
     // The PARITY_NCF ("3 coming for this block") leaves before any parity.
@@ -376,6 +377,185 @@ fn a_parity_nak_for_a_block_the_source_no_longer_knows_is_ignored() {
         "no NCF, no parity"
     );
     assert_eq!(group.source.stats().drops.out_of_window, 1);
+}
+
+/// Messages of one receiver, in delivery order.
+fn delivered(group: &Group, receiver: usize) -> Vec<Bytes> {
+    group.events[receiver]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Parity indices the source sent, sorted.
+fn sorted_parity_indices(group: &Group) -> Vec<u8> {
+    let mut indices: Vec<u8> = group.parity_sent().iter().map(|p| p.2).collect();
+    indices.sort_unstable();
+    indices
+}
+
+/// The messages [`Group::send`] sends, in order.
+fn sent_messages(count: u32) -> Vec<Bytes> {
+    (0..count)
+        .map(|i| Bytes::from(format!("message {i:04} ").repeat(1 + i as usize % 7)))
+        .collect()
+}
+
+/// `fec(8, 0)` (m = 4 RS parities plus the XOR parity: 5 symbols) with block 0 losing `lost`
+/// at the receiver: everything is delivered in order, each parity goes out once after one
+/// parity NAK, and some packets come back as RDATA.
+fn falls_back_to_rdata(lost: &'static [u32]) {
+    let mut group = Group::new(fec(8, 0), vec![plain()], drop_odata(lost));
+    group.send(16);
+    group.run_until(group.now + 2_000 * MS);
+    assert_eq!(delivered(&group, 0), sent_messages(16));
+    let (tx, rx) = (
+        group.source.stats().recovery,
+        group.receivers[0].stats().recovery,
+    );
+    assert!(tx.repairs_sent > 0, "{tx:?}");
+    assert_eq!(
+        (tx.parity_sent_on_demand, rx.parity_naks_sent),
+        (5, 1),
+        "{rx:?}"
+    );
+    assert_eq!(sorted_parity_indices(&group), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_block_missing_more_than_parity_can_rebuild_falls_back_to_rdata() {
+    // Six losses are beyond any parity. The receiver, which has seen no PARITY yet and so
+    // does not know m, asks for 6; the PARITY_NCF promises the 5 that exist, which tells it
+    // the parity is exhausted, and it asks for packets selectively.
+    falls_back_to_rdata(&[0, 1, 2, 4, 5, 7]);
+}
+
+#[test]
+fn five_losses_with_a_singular_xor_combination_fall_back_to_rdata() {
+    // Five losses, one more than m: parity 0..=4 would rebuild them were the system not
+    // singular — for this pattern the XOR parity depends on the four RS ones. The receiver
+    // then needs one more parity, knows from the PARITY headers that none is left (RS index
+    // 4 = m seen, the XOR parity held), and asks for packets selectively.
+    falls_back_to_rdata(&[0, 2, 3, 5, 6]);
+}
+
+#[test]
+fn parity_running_out_falls_back_to_rdata_without_resending_parity() {
+    // Three losses in block 0, and the receiver also loses the first three on-demand
+    // PARITY. A later request for 3 finds 2 left: the PARITY_NCF promises 2 (not 3, and
+    // nothing already sent is sent again), so the receiver knows the parity is exhausted and
+    // asks for packets selectively.
+    let mut first = None;
+    let mut parity_seen = 0;
+    let drop: Dropper = Box::new(move |to, packet| match packet {
+        Packet::Data(data) if !data.repair && to.is_some() => {
+            let offset = data.seq.0.wrapping_sub(*first.get_or_insert(data.seq.0));
+            [1, 3, 6].contains(&offset)
+        }
+        Packet::Parity(_) if to.is_some() => {
+            parity_seen += 1;
+            parity_seen <= 3
+        }
+        _ => false,
+    });
+    let mut group = Group::new(fec(8, 0), vec![plain()], drop);
+    group.send(8);
+    group.run_until(group.now + 2_000 * MS);
+    assert_eq!(delivered(&group, 0), sent_messages(8));
+    assert_eq!(sorted_parity_indices(&group), vec![0, 1, 2, 3, 4]);
+    let promised: Vec<u16> = group
+        .sent_of(|p| match p {
+            Packet::ParityNcf(ncf) => Some(ncf),
+            _ => None,
+        })
+        .iter()
+        .map(|ncf| ncf.ranges[0].count)
+        .collect();
+    assert_eq!(promised.last(), Some(&2), "{promised:?}");
+    assert!(group.source.stats().recovery.repairs_sent > 0);
+    // The NAK after the short promise is selective.
+    let last_nak = group.sent.iter().rev().find_map(|(who, p)| match p {
+        Packet::Nak(_) if who.is_some() => Some("selective"),
+        Packet::ParityNak(_) => Some("parity"),
+        _ => None,
+    });
+    assert_eq!(last_nak, Some("selective"));
+}
+
+#[test]
+fn a_small_flush_closed_block_is_repaired_selectively() {
+    // Block 1 holds the 3 packets the flush timer closed it with; its one loss is asked for
+    // as a packet (a block under 4 gains nothing from parity), and delivery stays in order.
+    let mut group = Group::new(fec(8, 0), vec![plain()], drop_odata(&[9]));
+    group.send(11);
+    group.run_until(group.now + 2_000 * MS);
+    assert_eq!(delivered(&group, 0), sent_messages(11));
+    let tx = group.source.stats().recovery;
+    assert_eq!(
+        (tx.repairs_sent, tx.parity_sent_on_demand),
+        (1, 0),
+        "{tx:?}"
+    );
+    assert_eq!(group.receivers[0].stats().recovery.parity_naks_sent, 0);
+}
+
+#[test]
+fn malformed_and_inconsistent_parity_is_counted_dropped_and_the_stream_still_completes() {
+    // Block 0 of fec(8, 0) loses one packet at the receiver; before its NAK goes out, the
+    // receiver is fed a PARITY the wire rejects (index above m), PARITY the wire accepts but
+    // the block cannot have (m = 255, a symbol too short for its packets), and one of the
+    // right shape with garbage contents, which decodes to an impossible packet.
+    let mut group = Group::new(fec(8, 0), vec![plain()], drop_odata(&[3]));
+    group.send(8);
+    group.run_until(group.now);
+    let data: Vec<&Data> = group.sent_of(|p| match p {
+        Packet::Data(data) => Some(data),
+        _ => None,
+    });
+    assert_eq!(data.len(), 8, "every ODATA sent, no repair yet");
+    let (stream, block, trail) = (data[0].stream, data[0].seq, data[0].trail);
+    let longest = data.iter().map(|d| d.payload.len()).max().unwrap_or(0);
+    let symbol_len = crate::proto::fec::symbol_len_for(8 + longest);
+    let forged = |m: u8, len: usize| {
+        Packet::Parity(wire::Parity {
+            stream,
+            block,
+            trail,
+            k: 8,
+            m,
+            index: 0,
+            symbol: Bytes::from(vec![0xFF; len]),
+        })
+        .to_bytes()
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/packets");
+    let index_above_m = std::fs::read(dir.join("malformed_parity_index.bin")).expect("sample");
+    let now = group.now;
+    let receiver = &mut group.receivers[0];
+    let mut malformed = Vec::new();
+    for datagram in [
+        Bytes::from(index_above_m),
+        forged(255, symbol_len),
+        forged(4, 2),
+        forged(4, symbol_len),
+    ] {
+        receiver.handle_datagram(now, addr(), datagram);
+        malformed.push(receiver.stats().drops.malformed);
+    }
+    assert_eq!(malformed, vec![1, 2, 3, 4], "each bad PARITY counted once");
+    assert_eq!(
+        receiver.stats().recovery.packets_recovered,
+        0,
+        "nothing made up"
+    );
+    group.run_until(group.now + 2_000 * MS);
+    assert_eq!(group.messages(0), 8);
+    assert_eq!(group.lost(0), 0);
+    // The block was given up for parity: its packet came back selectively.
+    assert!(group.source.stats().recovery.repairs_sent > 0);
 }
 
 mod properties {

@@ -51,3 +51,41 @@ fn silent_receivers_recover_ninety_nine_percent_of_blocks_at_two_percent_loss() 
         "silent receivers send no NAK: {silent:?}"
     );
 }
+
+#[test]
+fn csv_header_loss_and_mode_names_are_the_promised_ones() {
+    use rmcast::sim::fec_table::CSV_HEADER;
+    assert_eq!(
+        CSV_HEADER,
+        "receivers,loss,mode,repairs_per_source_packet,blocks_without_nak_pct,blocks_recovered_pct,recovery_mean_rtt,complete"
+    );
+    let losses: Vec<String> = Loss::ALL.iter().map(|loss| loss.name()).collect();
+    assert_eq!(
+        losses,
+        ["indep1", "indep2", "indep5", "indep10", "burst", "shared1"]
+    );
+    let modes: Vec<&str> = Mode::ALL.iter().map(|mode| mode.name()).collect();
+    assert_eq!(modes, ["selective", "ondemand", "proactive", "silent"]);
+    // Two receivers keep the runs short; a selective row leaves its block columns empty, a
+    // FEC row fills them: both must still have one field per header column.
+    for mode in [Mode::Selective, Mode::OnDemand] {
+        let row = run_cell(
+            CellKey {
+                receivers: 2,
+                loss: Loss::Indep(5),
+                mode,
+            },
+            1,
+        )
+        .csv();
+        assert_eq!(
+            row.split(',').count(),
+            CSV_HEADER.split(',').count(),
+            "{row}"
+        );
+        assert!(
+            row.starts_with(&format!("2,indep5,{},", mode.name())),
+            "{row}"
+        );
+    }
+}

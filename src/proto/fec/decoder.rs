@@ -4,8 +4,12 @@
 //! Invariant: a source slot marked present holds its framed symbol (prefix, payload, zeros up
 //! to `stride`), so any symbol length the block turns out to have slices it correctly; the
 //! block's symbol length, once set by the first parity, bounds every later source and parity.
+//!
+//! Memory is what a block can need, whatever m the network claims: k source slots, at most
+//! min(m, k) + 1 parity slots (no block uses more: e losses take e RS parities, or the XOR
+//! parity and e − 1), and the crate's decoder only once a block needs it (more than 32 losses).
 
-use super::solver::{Block, LossSolver};
+use super::solver::{Block, LossSolver, MAX_SOLVED_LOSSES};
 use super::{
     FecError, LEN_PREFIX, XOR_PARITY, check_shape, frame_into, symbol_len_for, unframe, xor_into,
 };
@@ -18,6 +22,9 @@ pub(crate) enum Added {
     New,
     /// A symbol with this index was already held (or already recovered); nothing changed.
     Duplicate,
+    /// A parity the block cannot use: it already holds one more parity than it has sources
+    /// (or all m + 1); nothing changed.
+    Surplus,
 }
 
 /// How [`BlockDecoder::recover`] rebuilt the block's missing sources.
@@ -25,7 +32,8 @@ pub(crate) enum Added {
 pub(crate) enum RecoveryPath {
     /// One loss, from the XOR parity: one XOR pass over the block.
     Xor,
-    /// A few losses, from as many Reed-Solomon parities: one re-encode plus an e × e solve.
+    /// A few losses, from as many Reed-Solomon parities (or the XOR parity and one RS parity
+    /// fewer): one re-encode plus an e × e solve.
     Solved,
     /// Many losses: the crate's full Reed-Solomon decode.
     Decoded,
@@ -47,9 +55,12 @@ pub(crate) struct BlockDecoder {
     have_source: Vec<bool>,
     /// Sources rebuilt by `recover` since the last `reset` (not received).
     recovered: Vec<bool>,
-    /// Parity symbols 0..=m, one slot of `stride` bytes each.
+    /// Parity symbols held, one slot of `stride` bytes each, in arrival order.
     parity: Vec<u8>,
-    have_parity: Vec<bool>,
+    /// `parity_slot[i]`: the slot of parity index i (0..=m), if held.
+    parity_slot: Vec<Option<usize>>,
+    /// Parity slots in use (of `parity.len() / stride`).
+    parity_held: usize,
     /// Longest source payload held, to check it against the symbol length.
     longest_source: usize,
     /// The block's symbol length, known from the first parity symbol.
@@ -58,8 +69,8 @@ pub(crate) struct BlockDecoder {
     rs_parity_held: usize,
     /// Few losses: solves the e × e system left by the losses (no full transform).
     solver: LossSolver,
-    /// Many losses: the crate's own decoder.
-    rs: ReedSolomonDecoder,
+    /// Many losses: the crate's own decoder, built when a block first needs it.
+    rs: Option<ReedSolomonDecoder>,
     /// How the last `recover` of this block rebuilt sources (`None` before, or if none missing).
     last_path: Option<RecoveryPath>,
 }
@@ -75,8 +86,8 @@ impl BlockDecoder {
     ) -> Result<BlockDecoder, FecError> {
         check_shape(max_k, m, max_payload)?;
         let stride = symbol_len_for(max_payload);
-        let rs = ReedSolomonDecoder::new(max_k, m, stride)?;
         let solver = LossSolver::new(max_k, m, stride)?;
+        let parity_slots = m.min(max_k) + 1;
         Ok(BlockDecoder {
             max_k,
             m,
@@ -86,14 +97,15 @@ impl BlockDecoder {
             sources: vec![0; max_k * stride],
             have_source: vec![false; max_k],
             recovered: vec![false; max_k],
-            parity: vec![0; (m + 1) * stride],
-            have_parity: vec![false; m + 1],
+            parity: vec![0; parity_slots * stride],
+            parity_slot: vec![None; m + 1],
+            parity_held: 0,
             longest_source: 0,
             symbol_len: None,
             sources_held: 0,
             rs_parity_held: 0,
             solver,
-            rs,
+            rs: None,
             last_path: None,
         })
     }
@@ -111,7 +123,8 @@ impl BlockDecoder {
         self.k = k;
         self.have_source.fill(false);
         self.recovered.fill(false);
-        self.have_parity.fill(false);
+        self.parity_slot.fill(None);
+        self.parity_held = 0;
         self.longest_source = 0;
         self.symbol_len = None;
         self.sources_held = 0;
@@ -177,12 +190,16 @@ impl BlockDecoder {
                 expected,
             });
         }
-        if self.have_parity[index] {
+        if self.parity_slot[index].is_some() {
             return Ok(Added::Duplicate);
         }
-        let slot = index * self.stride;
-        self.parity[slot..slot + symbol.len()].copy_from_slice(symbol);
-        self.have_parity[index] = true;
+        if self.parity_held > self.m.min(self.k) {
+            return Ok(Added::Surplus);
+        }
+        let slot = self.parity_held;
+        self.parity[slot * self.stride..][..symbol.len()].copy_from_slice(symbol);
+        self.parity_slot[index] = Some(slot);
+        self.parity_held += 1;
         self.symbol_len = Some(symbol.len());
         if index != XOR_PARITY {
             self.rs_parity_held += 1;
@@ -190,20 +207,26 @@ impl BlockDecoder {
         Ok(Added::New)
     }
 
-    /// Whether the missing sources can be rebuilt from what is held: none missing, or one
-    /// missing and the XOR parity held, or no more missing than Reed-Solomon parities held.
+    /// Whether the XOR parity is held.
+    fn have_xor(&self) -> bool {
+        self.parity_slot[XOR_PARITY].is_some()
+    }
+
+    /// Whether enough is held to try rebuilding the missing sources: none missing, or no more
+    /// missing than parities held (Reed-Solomon plus the XOR parity). With fewer RS parities
+    /// than losses the XOR parity must join them, and for some patterns that system is
+    /// singular: [`BlockDecoder::recover`] then fails with [`FecError::Singular`] and one more
+    /// RS parity will do.
     pub(crate) fn can_recover(&self) -> bool {
-        let missing = self.missing();
-        missing == 0
-            || (missing == 1 && self.have_parity[XOR_PARITY])
-            || missing <= self.rs_parity_held
+        self.missing() <= self.rs_parity_held + usize::from(self.have_xor())
     }
 
     /// Rebuilds every missing source; returns how many were rebuilt (0 when none was missing).
     /// A single loss with the XOR parity held costs one pass of XOR over the block; up to
     /// [`super::solver::MAX_SOLVED_LOSSES`] losses cost one re-encode of the block plus an
-    /// e × e solve; more run the crate's full Reed-Solomon decoder. Afterwards
-    /// [`BlockDecoder::source`] serves every index.
+    /// e × e solve, and so does any number that needs the XOR parity; more run the crate's
+    /// full Reed-Solomon decoder. Afterwards [`BlockDecoder::source`] serves every index.
+    /// On [`FecError::Singular`] nothing changed: add one more RS parity and retry.
     pub(crate) fn recover(&mut self) -> Result<usize, FecError> {
         let missing = self.missing();
         if missing == 0 {
@@ -216,10 +239,16 @@ impl BlockDecoder {
         let Some(symbol_len) = self.symbol_len else {
             return Err(FecError::NotRecoverable { missing });
         };
-        let path = if missing == 1 && self.have_parity[XOR_PARITY] {
+        let path = if missing == 1 && self.have_xor() {
             self.recover_by_xor(symbol_len)?;
             RecoveryPath::Xor
-        } else if self.solver.handles(missing) && self.recover_by_solver(symbol_len)? {
+        } else if missing > self.rs_parity_held {
+            // The XOR parity must join: only the solver combines it.
+            if !self.recover_by_solver(symbol_len)? {
+                return Err(FecError::Singular { missing });
+            }
+            RecoveryPath::Solved
+        } else if missing <= MAX_SOLVED_LOSSES && self.recover_by_solver(symbol_len)? {
             RecoveryPath::Solved
         } else {
             self.recover_by_rs(symbol_len)?;
@@ -256,8 +285,10 @@ impl BlockDecoder {
         let lost_slot = lost * self.stride;
         let (before, rest) = self.sources.split_at_mut(lost_slot);
         let (target, after) = rest.split_at_mut(self.stride);
-        let xor_slot = XOR_PARITY * self.stride;
-        target[..symbol_len].copy_from_slice(&self.parity[xor_slot..xor_slot + symbol_len]);
+        let Some(xor_slot) = self.parity_slot[XOR_PARITY] else {
+            return Err(FecError::NotRecoverable { missing: 1 });
+        };
+        target[..symbol_len].copy_from_slice(&self.parity[xor_slot * self.stride..][..symbol_len]);
         target[symbol_len..].fill(0);
         let symbols_before = before.chunks_exact(self.stride);
         let symbols_after = after.chunks_exact(self.stride).take(self.k - lost - 1);
@@ -282,7 +313,7 @@ impl BlockDecoder {
             sources: &mut self.sources,
             have_source: &self.have_source,
             parity: &self.parity,
-            have_parity: &self.have_parity,
+            parity_slot: &self.parity_slot,
         })?;
         if !solved {
             return Ok(false);
@@ -303,18 +334,21 @@ impl BlockDecoder {
     }
 
     fn recover_by_rs(&mut self, symbol_len: usize) -> Result<(), FecError> {
-        self.rs.reset(self.k, self.m, symbol_len)?;
+        let rs = match &mut self.rs {
+            Some(rs) => rs,
+            rs @ None => rs.insert(ReedSolomonDecoder::new(self.max_k, self.m, self.stride)?),
+        };
+        rs.reset(self.k, self.m, symbol_len)?;
         for index in (0..self.k).filter(|&index| self.have_source[index]) {
             let slot = index * self.stride;
-            self.rs
-                .add_original_shard(index, &self.sources[slot..slot + symbol_len])?;
+            rs.add_original_shard(index, &self.sources[slot..slot + symbol_len])?;
         }
-        for index in (1..=self.m).filter(|&index| self.have_parity[index]) {
-            let slot = index * self.stride;
-            self.rs
-                .add_recovery_shard(index - 1, &self.parity[slot..slot + symbol_len])?;
+        for (index, slot) in self.parity_slot.iter().enumerate().skip(1) {
+            if let Some(slot) = slot {
+                rs.add_recovery_shard(index - 1, &self.parity[slot * self.stride..][..symbol_len])?;
+            }
         }
-        let result = self.rs.decode()?;
+        let result = rs.decode()?;
         for (index, shard) in result.restored_original_iter() {
             let slot = index * self.stride;
             let Some(target) = self.sources.get_mut(slot..slot + self.stride) else {

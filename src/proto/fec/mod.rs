@@ -15,18 +15,21 @@
 //!   rebuilt from any `e` of them. Their values depend on (k, m), so m is fixed per session and
 //!   all m are encoded once when the block closes.
 //!
-//! A block whose `e` missing sources are recoverable is one with `e == 0`, or `e == 1` and the
-//! XOR parity in hand, or at least `e` Reed-Solomon parities in hand. XOR and Reed-Solomon
-//! parities never combine (an XOR parity plus `e − 1` RS parities does not recover `e` losses).
+//! The XOR parity is also a row of the same linear code: every coefficient is the field's one
+//! (GF(2^16) addition is XOR, over the same framed symbols). So `e` missing sources are
+//! rebuilt from any `e` parities in hand: `e` Reed-Solomon ones always (MDS), or the XOR parity
+//! and `e − 1` Reed-Solomon ones, unless that e × e system is singular for this loss pattern
+//! (the combined code is not MDS; rare, and then one more RS parity does it).
 //!
 //! # Recovery paths
 //!
 //! A `reed-solomon-simd` decode pays a fixed ~0.3 ms of transforms whatever is lost, so the
-//! decoder uses it only for many losses. One loss with the XOR parity costs one XOR pass; up to
-//! 32 losses are rebuilt by `solver`, which re-encodes the received sources with the crate's
-//! encoder and solves only the e × e system the losses leave, with the crate's field arithmetic
-//! (4.0–4.8 GiB/s at k = 64 for 2–4 losses; figures in `docs/fec.md`). Both read the same parity
-//! the encoder sent: the wire format does not depend on the path.
+//! decoder uses it only for many losses from RS parities alone. One loss with the XOR parity
+//! costs one XOR pass; up to 32 losses, and any number that needs the XOR parity, are rebuilt
+//! by `solver`, which re-encodes the received sources with the crate's encoder and solves only
+//! the e × e system the losses leave, with the crate's field arithmetic (4.0–4.8 GiB/s at
+//! k = 64 for 2–4 losses; figures in `docs/fec.md`). All read the same parity the encoder sent:
+//! the wire format does not depend on the path.
 //!
 //! # Symbols
 //!
@@ -135,6 +138,13 @@ pub(crate) enum FecError {
         /// Sources missing.
         missing: usize,
     },
+    /// The XOR parity and the Reed-Solomon parities in hand leave a singular system for this
+    /// loss pattern; one more Reed-Solomon parity recovers it. Nothing was changed.
+    #[error("{missing} sources missing; the XOR parity and these RS parities are dependent")]
+    Singular {
+        /// Sources missing.
+        missing: usize,
+    },
     /// A recovered symbol carries a length prefix longer than the symbol: the parity in hand was
     /// not produced from these sources (corrupt or from another block).
     #[error("recovered source {index} has an impossible length prefix")]
@@ -157,6 +167,12 @@ impl From<reed_solomon_simd::Error> for FecError {
 /// prefix plus the payload, rounded up to an even length (a `reed-solomon-simd` requirement).
 pub(crate) fn symbol_len_for(max_len: usize) -> usize {
     (LEN_PREFIX + max_len).next_multiple_of(2)
+}
+
+/// Whether a block of `k` sources with `m` Reed-Solomon parities is one the adapter codes (a
+/// PARITY claiming another shape is inconsistent, whatever else it says).
+pub(crate) fn shape_supported(k: usize, m: usize) -> bool {
+    check_shape(k, m, 0).is_ok()
 }
 
 /// Checks a block shape against the adapter's and the crate's limits.

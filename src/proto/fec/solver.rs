@@ -1,40 +1,53 @@
-//! Recovery of a few lost sources without the crate's full decode: solves only the e × e
-//! system the e losses leave, with `reed-solomon-simd`'s own encoder and field arithmetic.
+//! Recovery of lost sources without the crate's full decode: solves only the e × e system the
+//! e losses leave, with `reed-solomon-simd`'s own encoder and field arithmetic. It is also the
+//! only path that combines the XOR parity with Reed-Solomon parities.
 //!
 //! Why: a `reed-solomon-simd` decode pays a fixed 2^16-point transform (`eval_poly`) plus
 //! transforms over every shard, whatever is lost (~0.3 ms at k = 64). Its code is linear over
-//! GF(2^16), element by element: RS parity r of a block is `p_r = Σ_j c_rj · s_j`. With the
-//! sources `L` lost and RS parities `P` (|P| = |L| = e) in hand:
+//! GF(2^16), element by element: RS parity r of a block is `p_r = Σ_j c_rj · s_j`. The XOR
+//! parity is the same kind of row with every coefficient the field's one: addition in
+//! GF(2^16) is XOR, and it is taken over the same framed symbols (length prefix, payload, zero
+//! padding to the block's symbol length) as the RS parities, so `p_0 = Σ_j s_j`. With the
+//! sources `L` lost and parities `P` (|P| = |L| = e) in hand:
 //!
-//! 1. *Syndromes*: re-encode the block with the lost sources set to zero (the crate's encoder,
-//!    as fast as sending); `Δ_r = p_r + p'_r = Σ_{j∈L} c_rj · s_j` for r ∈ P.
+//! 1. *Syndromes*: `Δ_r = p_r + Σ_{j∉L} c_rj · s_j = Σ_{j∈L} c_rj · s_j` for r ∈ P. For RS rows
+//!    the sum is one re-encode of the block with the lost sources set to zero (the crate's
+//!    encoder, as fast as sending); for the XOR row it is an XOR pass. When the crate's encoder
+//!    would be much larger than the block (m > 2 · k, only forged or odd shapes), the RS sums
+//!    are instead region multiply-adds, so the memory stays that of the block.
 //! 2. *Coefficients* `c_rj`: one encode of tiny probe shards in which source j holds the field's
 //!    one at element j, so parity r's element j is `c_rj`; kept until the block's k changes.
 //! 3. *Solve*: invert the e × e matrix `(c_rj)`, r ∈ P, j ∈ L (Gauss–Jordan on scalars), then
 //!    `s_L = C⁻¹ · Δ` as e² region multiply-adds.
 //!
+//! Rows: e RS parities when that many are held (the RS code is MDS, so the matrix is always
+//! invertible); otherwise the XOR parity and e − 1 RS parities. That extended code is not MDS:
+//! for some loss patterns the matrix is singular, and `solve` says so without touching a slot
+//! (the receiver then asks for one more RS parity, which makes an RS-only system).
+//!
 //! Field arithmetic all comes from the crate: scalar products are `engine::tables::mul` over
 //! its exp/log tables, region products are `Engine::mul` of its SIMD `DefaultEngine`, region
-//! sums are `engine::utils::xor` (addition in GF(2^16) is XOR). Only the elimination order
-//! is written here. The parity values are the crate's own, so this decodes exactly what
-//! `BlockEncoder` sent; the RS code is MDS, so the e × e matrix is always invertible.
+//! sums are `engine::utils::xor`. Only the elimination order is written here. The parity values
+//! are the crate's own, so this decodes exactly what `BlockEncoder` sent.
 //!
 //! Layout: the crate reads a shard as 64-byte chunks of 32 elements (low bytes, then high
 //! bytes); a final partial chunk of t bytes holds t/2 elements the same way (t/2 low bytes,
 //! then t/2 high bytes). Region products run on that chunk layout; [`load`] and [`store`]
-//! convert the final partial chunk.
+//! convert the final partial chunk. A byte-wise XOR is the same in either layout.
 //!
-//! Invariant: every buffer is sized at construction for the decoder's largest block, so
-//! solving allocates nothing.
+//! Invariant: every buffer is sized at construction for the decoder's largest block (the
+//! re-encoder on first use), so solving allocates nothing after the first block.
 
+use super::{XOR_PARITY, xor_into};
 use reed_solomon_simd::ReedSolomonEncoder;
 use reed_solomon_simd::engine::tables::{self, ExpLog};
 use reed_solomon_simd::engine::{DefaultEngine, Engine, GF_MODULUS, GfElement, utils};
 
-/// Most lost sources the solver takes on; a block missing more goes to the crate's decoder.
-/// The solver's cost grows as e² region products plus e³ scalar steps, the crate decoder's is
-/// flat: measured faster up to e = 32 at every shape tried, slower from e = 40 at
-/// (k, m) = (150, 96) (figures in `docs/fec.md`).
+/// Most lost sources the solver takes on from Reed-Solomon parities alone; a block missing
+/// more goes to the crate's decoder. The solver's cost grows as e² region products plus e³
+/// scalar steps, the crate decoder's is flat: measured faster up to e = 32 at every shape
+/// tried, slower from e = 40 at (k, m) = (150, 96) (figures in `docs/fec.md`). A system that
+/// needs the XOR parity is solved here whatever e (the crate's decoder cannot use it).
 pub(super) const MAX_SOLVED_LOSSES: usize = 32;
 
 /// Bytes in one chunk of the crate's shard layout.
@@ -54,22 +67,36 @@ pub(super) struct Block<'a> {
     pub(super) sources: &'a mut [u8],
     /// Which source slots hold a received (or earlier recovered) symbol.
     pub(super) have_source: &'a [bool],
-    /// Parity symbols 0..=m, one slot each (index 0 is the XOR parity, not used here).
+    /// Parity symbols held, one slot each, in arrival order.
     pub(super) parity: &'a [u8],
-    /// Which parity slots hold a symbol.
-    pub(super) have_parity: &'a [bool],
+    /// `parity_slot[i]`: the slot in `parity` of parity index i (0 = XOR, 1..=m RS), if held.
+    pub(super) parity_slot: &'a [Option<usize>],
 }
 
-/// Rebuilds up to [`MAX_SOLVED_LOSSES`] lost sources from as many Reed-Solomon parities.
+impl Block<'_> {
+    /// Parity symbol `index`, if held.
+    fn parity(&self, index: usize) -> Option<&[u8]> {
+        let slot = (*self.parity_slot.get(index)?)?;
+        self.parity
+            .get(slot * self.stride..)?
+            .get(..self.symbol_len)
+    }
+}
+
+/// Rebuilds lost sources from as many parities (RS, or the XOR parity and RS).
 pub(super) struct LossSolver {
     max_k: usize,
     m: usize,
+    stride: usize,
+    /// Most losses one solve takes on: no more than the block's sources or the parities.
+    max_e: usize,
     engine: DefaultEngine,
     field: &'static ExpLog,
     /// The multiplicative identity in the crate's representation.
     one: GfElement,
-    /// Re-encodes the received sources (lost ones as zeros) to get the syndromes.
-    reencoder: ReedSolomonEncoder,
+    /// Re-encodes the received sources (lost ones as zeros) to get the RS syndromes; built on
+    /// first use, and never when `m > 2 · max_k` (see the module doc).
+    reencoder: Option<ReedSolomonEncoder>,
     /// Encodes the unit probes that reveal the code's coefficients.
     probe: ReedSolomonEncoder,
     probe_shard: Vec<u8>,
@@ -77,9 +104,11 @@ pub(super) struct LossSolver {
     /// block of `coefficients_k` sources (0: none computed yet).
     coefficients: Vec<GfElement>,
     coefficients_k: usize,
-    /// A zero symbol standing in for each lost source during the re-encode.
+    /// A zero symbol standing in for each lost source during the re-encode; also the scratch
+    /// symbol of the XOR row's syndrome.
     zeros: Vec<u8>,
-    /// Gauss–Jordan work space: e rows of [matrix | identity], 2 · MAX_SOLVED_LOSSES wide.
+    scratch: Vec<u8>,
+    /// Gauss–Jordan work space: e rows of [matrix | identity], 2 · max_e wide.
     matrix: Vec<GfElement>,
     /// Syndromes Δ_r in chunk layout, `stride_chunks` chunks each.
     syndromes: Vec<[u8; CHUNK]>,
@@ -102,20 +131,23 @@ impl LossSolver {
         let field = tables::get_exp_log();
         let probe_len = probe_len(max_k);
         let stride_chunks = stride.div_ceil(CHUNK);
-        let max_e = MAX_SOLVED_LOSSES.min(m);
+        let max_e = max_k.min(m + 1);
         Ok(LossSolver {
             max_k,
             m,
+            stride,
+            max_e,
             engine: DefaultEngine::new(),
             field,
             // exp[0] is g^0: the identity (checked by a test against `tables::mul`).
             one: field.exp[0],
-            reencoder: ReedSolomonEncoder::new(max_k, m, stride)?,
+            reencoder: None,
             probe: ReedSolomonEncoder::new(max_k, m, probe_len)?,
             probe_shard: vec![0; probe_len],
             coefficients: vec![0; m * max_k],
             coefficients_k: 0,
             zeros: vec![0; stride],
+            scratch: vec![0; stride],
             matrix: vec![0; max_e * 2 * max_e],
             syndromes: vec![[0; CHUNK]; max_e * stride_chunks],
             term: vec![[0; CHUNK]; stride_chunks],
@@ -126,15 +158,10 @@ impl LossSolver {
         })
     }
 
-    /// Whether a block missing `missing` sources is one this solver takes on.
-    pub(super) fn handles(&self, missing: usize) -> bool {
-        (1..=MAX_SOLVED_LOSSES.min(self.m)).contains(&missing)
-    }
-
-    /// Writes every lost source of `block` into its slot (framed, zero-padded to the stride).
-    /// The caller has checked that [`LossSolver::handles`] the losses and that at least as many
-    /// RS parities are held. Returns `Ok(false)`, touching no slot, if the system is singular
-    /// (impossible for an MDS code; the caller then uses the crate's decoder).
+    /// Writes every lost source of `block` into its slot (framed, zero-padded to the stride),
+    /// from e RS parities if that many are held, else from the XOR parity and e − 1 RS ones.
+    /// Returns `Ok(false)`, touching no slot, if too few parities are held or the system is
+    /// singular (possible only with the XOR parity in it).
     pub(super) fn solve(&mut self, block: Block<'_>) -> Result<bool, reed_solomon_simd::Error> {
         self.lost.clear();
         self.lost
@@ -143,10 +170,13 @@ impl LossSolver {
         self.used_parity.clear();
         self.used_parity.extend(
             (1..=self.m)
-                .filter(|&index| block.have_parity[index])
+                .filter(|&index| block.parity(index).is_some())
                 .take(e),
         );
-        if !self.handles(e) || self.used_parity.len() < e {
+        if self.used_parity.len() + 1 == e && block.parity(XOR_PARITY).is_some() {
+            self.used_parity.insert(0, XOR_PARITY);
+        }
+        if e == 0 || e > self.max_e || self.used_parity.len() < e {
             return Ok(false);
         }
         self.compute_coefficients(block.k)?;
@@ -162,18 +192,16 @@ impl LossSolver {
             for row in 0..e {
                 // Row `col` of the inverse, right half of the work space.
                 let factor = self.matrix[col * width + e + row];
-                if factor == 0 {
-                    continue;
-                }
                 let syndrome = &self.syndromes[row * self.stride_chunks..][..chunks];
-                if factor == self.one {
-                    utils::xor(sum, syndrome);
-                } else {
-                    let term = &mut self.term[..chunks];
-                    term.copy_from_slice(syndrome);
-                    self.engine.mul(term, self.field.log[usize::from(factor)]);
-                    utils::xor(sum, term);
-                }
+                multiply_add(
+                    &self.engine,
+                    self.field,
+                    self.one,
+                    sum,
+                    &mut self.term[..chunks],
+                    syndrome,
+                    factor,
+                );
             }
             let slot = &mut block.sources[lost * block.stride..][..block.stride];
             store(sum, &mut slot[..block.symbol_len]);
@@ -210,20 +238,29 @@ impl LossSolver {
         Ok(())
     }
 
+    /// Coefficient of source `source` in parity `parity` (the XOR parity's are all one).
+    fn coefficient(&self, parity: usize, source: usize) -> GfElement {
+        if parity == XOR_PARITY {
+            self.one
+        } else {
+            self.coefficients[(parity - 1) * self.max_k + source]
+        }
+    }
+
     /// Gauss–Jordan on [C_PL | I]: leaves C_PL⁻¹ in the right half; false if singular.
     fn invert(&mut self, e: usize) -> bool {
         let field = self.field;
         let width = 2 * e;
-        let matrix = &mut self.matrix[..e * width];
-        for (row, &parity) in self.used_parity.iter().enumerate() {
-            let coefficients = &self.coefficients[(parity - 1) * self.max_k..];
-            let line = &mut matrix[row * width..][..width];
-            for (col, &lost) in self.lost.iter().enumerate() {
-                line[col] = coefficients[lost];
+        for row in 0..e {
+            let parity = self.used_parity[row];
+            for col in 0..e {
+                self.matrix[row * width + col] = self.coefficient(parity, self.lost[col]);
             }
+            let line = &mut self.matrix[row * width..][..width];
             line[e..].fill(0);
             line[e + row] = self.one;
         }
+        let matrix = &mut self.matrix[..e * width];
         for col in 0..e {
             let Some(pivot_row) = (col..e).find(|&row| matrix[row * width + col] != 0) else {
                 return false;
@@ -254,37 +291,104 @@ impl LossSolver {
         true
     }
 
-    /// Δ_r = p_r + (parity r of the block with its lost sources zeroed), in chunk layout.
+    /// Δ_r = p_r + Σ_{j received} c_rj · s_j for every row used, in chunk layout.
     fn compute_syndromes(&mut self, block: &Block<'_>) -> Result<(), reed_solomon_simd::Error> {
         let symbol_len = block.symbol_len;
-        self.reencoder.reset(block.k, self.m, symbol_len)?;
-        for index in 0..block.k {
-            let symbol = if block.have_source[index] {
-                &block.sources[index * block.stride..][..symbol_len]
-            } else {
-                &self.zeros[..symbol_len]
-            };
-            self.reencoder.add_original_shard(symbol)?;
-        }
-        let encoded = self.reencoder.encode()?;
         let chunks = symbol_len.div_ceil(CHUNK);
+        let held = |index: &usize| block.have_source[*index];
+        let rs_rows = self.used_parity.iter().any(|&parity| parity != XOR_PARITY);
+        // A crate encoder sized for m ≫ k would dwarf the block: sum the products instead.
+        let reencode = rs_rows && self.m <= 2 * self.max_k;
+        if reencode && self.reencoder.is_none() {
+            self.reencoder = Some(ReedSolomonEncoder::new(self.max_k, self.m, self.stride)?);
+        }
+        let encoded = match self.reencoder.as_mut().filter(|_| reencode) {
+            Some(reencoder) => {
+                reencoder.reset(block.k, self.m, symbol_len)?;
+                for index in 0..block.k {
+                    let symbol = if block.have_source[index] {
+                        &block.sources[index * block.stride..][..symbol_len]
+                    } else {
+                        &self.zeros[..symbol_len]
+                    };
+                    reencoder.add_original_shard(symbol)?;
+                }
+                Some(reencoder.encode()?)
+            }
+            None => None,
+        };
         for (row, &parity) in self.used_parity.iter().enumerate() {
             let syndrome = &mut self.syndromes[row * self.stride_chunks..][..chunks];
-            load(
-                &block.parity[parity * block.stride..][..symbol_len],
-                syndrome,
-            );
-            let Some(reencoded) = encoded.recovery(parity - 1) else {
+            let Some(symbol) = block.parity(parity) else {
                 return Err(reed_solomon_simd::Error::InvalidRecoveryShardIndex {
                     recovery_count: self.m,
-                    index: parity - 1,
+                    index: parity,
                 });
             };
-            load(reencoded, &mut self.term[..chunks]);
-            utils::xor(syndrome, &self.term[..chunks]);
+            if parity == XOR_PARITY {
+                // All coefficients one: the sum is an XOR pass, in byte layout.
+                let scratch = &mut self.scratch[..symbol_len];
+                scratch.copy_from_slice(symbol);
+                for index in (0..block.k).filter(held) {
+                    xor_into(
+                        scratch,
+                        &block.sources[index * block.stride..][..symbol_len],
+                    );
+                }
+                load(scratch, syndrome);
+                continue;
+            }
+            load(symbol, syndrome);
+            if let Some(encoded) = &encoded {
+                let Some(reencoded) = encoded.recovery(parity - 1) else {
+                    return Err(reed_solomon_simd::Error::InvalidRecoveryShardIndex {
+                        recovery_count: self.m,
+                        index: parity - 1,
+                    });
+                };
+                load(reencoded, &mut self.term[..chunks]);
+                utils::xor(syndrome, &self.term[..chunks]);
+                continue;
+            }
+            let coefficients = &self.coefficients[(parity - 1) * self.max_k..];
+            for index in (0..block.k).filter(held) {
+                let source = &mut self.sum[..chunks];
+                load(&block.sources[index * block.stride..][..symbol_len], source);
+                multiply_add(
+                    &self.engine,
+                    self.field,
+                    self.one,
+                    syndrome,
+                    &mut self.term[..chunks],
+                    source,
+                    coefficients[index],
+                );
+            }
         }
         Ok(())
     }
+}
+
+/// `acc += factor · x` over chunks, with `term` as scratch (x untouched).
+fn multiply_add(
+    engine: &DefaultEngine,
+    field: &ExpLog,
+    one: GfElement,
+    acc: &mut [[u8; CHUNK]],
+    term: &mut [[u8; CHUNK]],
+    x: &[[u8; CHUNK]],
+    factor: GfElement,
+) {
+    if factor == 0 {
+        return;
+    }
+    if factor == one {
+        utils::xor(acc, x);
+        return;
+    }
+    term.copy_from_slice(x);
+    engine.mul(term, field.log[usize::from(factor)]);
+    utils::xor(acc, term);
 }
 
 /// `x · g^log_m` with the crate's scalar multiply (0 stays 0).

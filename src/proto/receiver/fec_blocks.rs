@@ -9,10 +9,15 @@
 //!
 //! Parity or selective: a missing packet is asked for by parity NAK when its block spans at
 //! least [`MIN_PARITY_BLOCK`] packets (a block of unknown k — still open at the source, which
-//! closes it on the request — spans to the leading edge), misses no more than the source's m
-//! Reed-Solomon parities could rebuild, and fewer than [`MAX_PARITY_ROUNDS`] parity NAKs went
-//! out for it; otherwise selectively (a small block gains nothing from parity, a block beyond m
-//! can never be rebuilt, and after many rounds the block may be gone from the source's window).
+//! closes it on the request — spans to the leading edge), needs no more parity than the source
+//! can still send for it, and fewer than [`MAX_PARITY_ROUNDS`] parity NAKs went out for it;
+//! otherwise selectively (a small block gains nothing from parity, one needing more than is
+//! left can never be rebuilt from it, and after many rounds the block may be gone from the
+//! source's window). What is left is known from the PARITY headers: the source sends its m RS
+//! indices in order and each once, plus the XOR parity, so after RS index h at most m − h RS
+//! parities remain, plus the XOR parity if not seen. The source also says so: a PARITY_NCF
+//! answering this receiver's own request with fewer than it needs, or any GONE PARITY_NCF,
+//! means the block's parity is exhausted.
 //! Another receiver's parity NAK, or the source's PARITY_NCF, for at least as many symbols as
 //! this receiver needs puts its NAKs for the block on hold ([`FecReceiver::covered_by`]).
 //!
@@ -20,8 +25,10 @@
 //! before the caller's delivery point once `prune` ran; a block marked `done` holds no payload.
 
 use super::gaps::{Pos, seq_of};
-use crate::proto::fec::{BlockDecoder, MAX_SOURCES, XOR_PARITY};
-use crate::proto::source::{read_source_symbol, write_source_symbol};
+use crate::proto::fec::{
+    BlockDecoder, FecError, MAX_SOURCES, XOR_PARITY, shape_supported, symbol_len_for,
+};
+use crate::proto::source::{SOURCE_HEADER_LEN, read_source_symbol, write_source_symbol};
 use crate::stats::Stats;
 use crate::wire::{Data, SeqNum, StreamId};
 use bytes::Bytes;
@@ -60,6 +67,15 @@ struct Block {
     sources: BTreeMap<u8, Source>,
     parity: BTreeMap<u8, Bytes>,
     parity_rounds: u8,
+    /// The XOR parity with the RS parities held made a singular system: it counts for
+    /// nothing, so the block asks for one more RS parity instead.
+    xor_singular: bool,
+    /// Highest RS parity index received (0: none), and whether the XOR parity was: bound
+    /// what the source can still send.
+    highest_rs: u8,
+    xor_seen: bool,
+    /// The source said it has no parity left for the block.
+    exhausted: bool,
     /// A NAK (parity or selective) went out for this block.
     naked: bool,
     done: bool,
@@ -73,18 +89,45 @@ impl Block {
             .count()
     }
 
+    /// Most parity symbols the source can still send for this block, whose source defines `m`
+    /// RS parities (0 once it said it has none left).
+    fn parity_left(&self, m: u8) -> usize {
+        if self.exhausted {
+            return 0;
+        }
+        usize::from(m.saturating_sub(self.highest_rs)) + usize::from(!self.xor_seen)
+    }
+
+    /// Whether a PARITY for (k, m) with a `symbol_len`-byte symbol can belong to this block.
+    fn fits_parity(&self, k: u8, m: u8, symbol_len: usize) -> bool {
+        let same_shape = self
+            .parity
+            .values()
+            .next()
+            .is_none_or(|held| (self.k, self.m, held.len()) == (Some(k), m, symbol_len));
+        let sources_fit = self
+            .sources
+            .last_key_value()
+            .is_none_or(|(&last, _)| last < k)
+            && self.sources.values().all(|source| {
+                symbol_len_for(SOURCE_HEADER_LEN + source.payload.len()) <= symbol_len
+            });
+        same_shape && sources_fit
+    }
+
     fn missing(&self) -> Option<usize> {
         self.k
             .map(|k| usize::from(k).saturating_sub(self.sources.len()))
     }
 
-    /// Parity symbols still needed to rebuild the block (0 when decodable or complete).
+    /// Parity symbols still needed to rebuild the block (0 when decodable or complete): any
+    /// e parities rebuild e losses, the XOR parity included, unless it already proved
+    /// singular with these losses.
     fn need(&self) -> usize {
-        match self.missing() {
-            None | Some(0) => 0,
-            Some(1) if self.parity.contains_key(&(XOR_PARITY as u8)) => 0,
-            Some(missing) => missing.saturating_sub(self.rs_held()),
-        }
+        let xor = self.parity.contains_key(&(XOR_PARITY as u8)) && !self.xor_singular;
+        self.missing().map_or(0, |missing| {
+            missing.saturating_sub(self.rs_held() + usize::from(xor))
+        })
     }
 }
 
@@ -134,25 +177,43 @@ impl FecReceiver {
     }
 
     /// Holds parity symbol `index` of the block at `first` (k sources, m Reed-Solomon
-    /// parities, sent when the source's trail was `trail`).
+    /// parities, sent when the source's trail was `trail`); returns the block to try decoding.
+    /// A PARITY inconsistent with the block (an unsupported shape, another k, m or symbol
+    /// length than the block's earlier PARITY, a symbol too short for a source held, a
+    /// source index beyond k) is counted as `malformed` and dropped. Beyond one parity more
+    /// than the block misses (all a decode can use) parity is not kept.
     pub(super) fn on_parity(
         &mut self,
         first: Pos,
-        k: u8,
-        m: u8,
-        index: u8,
+        (k, m, index): (u8, u8, u8),
         trail: SeqNum,
         symbol: Bytes,
+        stats: &mut Stats,
     ) -> Option<Pos> {
-        self.rs_per_block = Some(m);
+        if !shape_supported(usize::from(k), usize::from(m)) {
+            stats.drops.count("malformed");
+            return None;
+        }
         let block = self.block(first)?;
         if block.done {
+            return None;
+        }
+        if !block.fits_parity(k, m, symbol.len()) {
+            stats.drops.count("malformed");
             return None;
         }
         block.k = Some(k);
         block.m = m;
         block.trail = Some(trail);
-        block.parity.entry(index).or_insert(symbol);
+        if usize::from(index) == XOR_PARITY {
+            block.xor_seen = true;
+        } else {
+            block.highest_rs = block.highest_rs.max(index);
+        }
+        if block.parity.len() <= usize::from(k).saturating_sub(block.sources.len()) {
+            block.parity.entry(index).or_insert(symbol);
+        }
+        self.rs_per_block = Some(m);
         Some(first)
     }
 
@@ -173,24 +234,40 @@ impl FecReceiver {
         if block.done || (missing > 0 && (block.need() > 0 || block.trail.is_none())) {
             return Vec::new();
         }
-        let block = std::mem::replace(
-            block,
-            Block {
-                k: Some(k),
-                done: true,
-                ..Block::default()
-            },
-        );
+        let done = Block {
+            k: Some(k),
+            done: true,
+            ..Block::default()
+        };
+        let held = std::mem::replace(block, done);
         if missing == 0 {
             return Vec::new();
         }
-        let rebuilt = self.decode(&block, k, first, stream);
-        if !rebuilt.is_empty() {
-            stats.recovery.blocks_recovered += 1;
-            stats.recovery.parity_used += rebuilt.len() as u64;
-            stats.recovery.packets_recovered += rebuilt.len() as u64;
+        match self.decode(&held, k, first, stream) {
+            Ok(rebuilt) => {
+                stats.recovery.blocks_recovered += 1;
+                stats.recovery.parity_used += rebuilt.len() as u64;
+                stats.recovery.packets_recovered += rebuilt.len() as u64;
+                rebuilt
+            }
+            Err(Undecodable::Singular) => {
+                // Not a bad packet: the XOR parity adds nothing to these RS parities for
+                // this pattern. Keep the block; it now needs one more RS parity.
+                if let Some(block) = self.blocks.get_mut(&first) {
+                    *block = Block {
+                        xor_singular: true,
+                        ..held
+                    };
+                }
+                Vec::new()
+            }
+            Err(Undecodable::Inconsistent) => {
+                // Parity that cannot have come from these sources (forged, or of another
+                // block): counted and dropped; the block's packets are asked for selectively.
+                stats.drops.count("malformed");
+                Vec::new()
+            }
         }
-        rebuilt
     }
 
     /// Splits the positions the NAK cycle wants to NAK into those to ask for selectively and
@@ -227,9 +304,12 @@ impl FecReceiver {
                 Some(_) => block.need(),
                 None => missing,
             };
-            // More missing than the source has Reed-Solomon parities: no amount of parity
-            // rebuilds the block, so ask for its packets.
-            let parity_can_do_it = self.rs_per_block.is_none_or(|m| missing <= usize::from(m));
+            // More needed than the source can still send: no amount of parity rebuilds the
+            // block, so ask for its packets.
+            let parity_can_do_it = !block.exhausted
+                && self.rs_per_block.is_none_or(|m| {
+                    need <= block.parity_left(if block.m > 0 { block.m } else { m })
+                });
             if span >= u64::from(MIN_PARITY_BLOCK)
                 && block.parity_rounds < MAX_PARITY_ROUNDS
                 && need > 0
@@ -271,7 +351,8 @@ impl FecReceiver {
             Some(_) => block.need(),
             None => missing.len(),
         };
-        if block.done || need == 0 || need > usize::from(needed) {
+        // Waiting is pointless for parity the source no longer has.
+        if block.done || need == 0 || need > usize::from(needed) || block.exhausted {
             return Vec::new();
         }
         missing
@@ -279,6 +360,28 @@ impl FecReceiver {
             .filter(|pos| tracked.contains(pos))
             .map(|pos| pos..pos + 1)
             .collect()
+    }
+
+    /// The source answered a parity request for the block at `first` with `coming` symbols,
+    /// GONE if `gone`, and `own` says the request was this receiver's. Marks the block's
+    /// parity exhausted when the source has none left, or promised this receiver less than it
+    /// asked for (the source answers at least what was asked unless it ran out); returns
+    /// whether it did, so the caller leaves the block's NAKs running, now selective.
+    pub(super) fn on_parity_answer(
+        &mut self,
+        first: Pos,
+        coming: u16,
+        gone: bool,
+        own: bool,
+    ) -> bool {
+        let Some(block) = self.blocks.get_mut(&first) else {
+            return gone;
+        };
+        let short = own && block.k.is_some() && block.need() > usize::from(coming);
+        if gone || short {
+            block.exhausted = true;
+        }
+        block.exhausted
     }
 
     /// Forgets blocks that end before `delivered` (the delivery point).
@@ -317,14 +420,22 @@ impl FecReceiver {
         }
     }
 
-    /// Runs the decoder over `block`; returns the rebuilt packets (empty on any failure: the
-    /// NAK cycle then repairs them selectively).
-    fn decode(&mut self, block: &Block, k: u8, first: Pos, stream: StreamId) -> Vec<Data> {
+    /// Runs the decoder over `block`; returns the rebuilt packets, all of the block's missing
+    /// ones (on failure the NAK cycle repairs them: selectively, or by more parity when the
+    /// system was singular).
+    fn decode(
+        &mut self,
+        block: &Block,
+        k: u8,
+        first: Pos,
+        stream: StreamId,
+    ) -> Result<Vec<Data>, Undecodable> {
+        use Undecodable::Inconsistent;
         let Some(symbol_len) = block.parity.values().next().map(Bytes::len) else {
-            return Vec::new();
+            return Err(Inconsistent);
         };
         let Some(trail) = block.trail else {
-            return Vec::new();
+            return Err(Inconsistent);
         };
         let (k, max_payload) = (usize::from(k), symbol_len.saturating_sub(2));
         let fits = self
@@ -334,7 +445,7 @@ impl FecReceiver {
         if !fits {
             let max_k = self.decoder.as_ref().map_or(k, |d| d.max_k.max(k));
             let Ok(coder) = BlockDecoder::new(max_k, usize::from(block.m), max_payload) else {
-                return Vec::new();
+                return Err(Inconsistent);
             };
             self.decoder = Some(Decoder {
                 max_k,
@@ -344,40 +455,39 @@ impl FecReceiver {
             });
         }
         let Some(decoder) = self.decoder.as_mut() else {
-            return Vec::new();
+            return Err(Inconsistent);
         };
         let coder = &mut decoder.coder;
-        if coder.reset(k).is_err() {
-            return Vec::new();
-        }
+        coder.reset(k).map_err(|_| Inconsistent)?;
         for (&index, source) in &block.sources {
             let (len, offset) = (source.message_len, source.fragment_offset);
             write_source_symbol(&mut self.scratch, len, offset, &source.payload);
-            if coder.add_source(usize::from(index), &self.scratch).is_err() {
-                return Vec::new();
-            }
+            coder
+                .add_source(usize::from(index), &self.scratch)
+                .map_err(|_| Inconsistent)?;
         }
         for (&index, symbol) in &block.parity {
-            if coder.add_parity(usize::from(index), symbol).is_err() {
-                return Vec::new();
-            }
+            coder
+                .add_parity(usize::from(index), symbol)
+                .map_err(|_| Inconsistent)?;
         }
-        if coder.recover().is_err() {
-            return Vec::new();
+        match coder.recover() {
+            Ok(_) => {}
+            Err(FecError::Singular { .. }) => return Err(Undecodable::Singular),
+            Err(_) => return Err(Inconsistent),
         }
         let mut rebuilt = Vec::new();
         for index in 0..k {
             if !coder.was_recovered(index) {
                 continue;
             }
-            let Some(symbol) = coder.source(index) else {
-                continue;
-            };
-            let Some((message_len, fragment_offset, payload)) = read_source_symbol(symbol) else {
-                continue;
-            };
+            // A rebuilt packet that cannot be one means the parity was not of these sources:
+            // none of this block's rebuilt packets can be trusted.
+            let symbol = coder.source(index).ok_or(Inconsistent)?;
+            let (message_len, fragment_offset, payload) =
+                read_source_symbol(symbol).ok_or(Inconsistent)?;
             if u64::from(fragment_offset) + payload.len() as u64 > u64::from(message_len) {
-                continue;
+                return Err(Inconsistent);
             }
             rebuilt.push(Data {
                 stream,
@@ -390,8 +500,17 @@ impl FecReceiver {
                 fec_index: u8::try_from(index).ok(),
             });
         }
-        rebuilt
+        Ok(rebuilt)
     }
+}
+
+/// Why a decodable-looking block did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undecodable {
+    /// The XOR parity and the RS parities held are dependent for this loss pattern.
+    Singular,
+    /// The parity (or a source) does not fit the block: a bad packet.
+    Inconsistent,
 }
 
 #[cfg(test)]
@@ -452,13 +571,39 @@ mod tests {
     }
 
     #[test]
-    fn a_block_missing_more_than_the_parity_the_source_has_is_repaired_selectively() {
-        let mut fec = block_missing(&[1, 2, 3]);
+    fn a_block_needing_more_parity_than_the_source_has_left_is_repaired_selectively() {
         let mut stats = Stats::default();
-        // The source defines m = 2 Reed-Solomon parities per block; one is held already.
-        fec.on_parity(100, 8, 2, 1, SeqNum(0), Bytes::from(vec![0; 14]));
+        let symbol = || Bytes::from(vec![0; 14]);
+        // m = 2: RS parity 2 seen, so at most the XOR parity is left; one held, 3 missing:
+        // 2 needed, more than can come.
+        let mut fec = block_missing(&[1, 2, 3]);
+        fec.on_parity(100, (8, 2, 2), SeqNum(0), symbol(), &mut stats);
         let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
         assert_eq!((selective, parity), (vec![101, 102, 103], vec![]));
+        // RS parity 1 seen instead: RS 2 and the XOR parity may still come, and 2 would do.
+        let mut fec = block_missing(&[1, 2, 3]);
+        fec.on_parity(100, (8, 2, 1), SeqNum(0), symbol(), &mut stats);
+        assert_eq!(
+            fec.split_nak(&[101, 102, 103], 109, &mut stats).1,
+            vec![(100, 2)]
+        );
+        // The source says it has none left (a GONE PARITY_NCF): selective, and another
+        // receiver's request no longer puts this one on hold.
+        assert!(fec.on_parity_answer(100, 2, true, false));
+        assert!(fec.covered_by(100, 2, 100..109).is_empty());
+        let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
+        assert_eq!((selective, parity), (vec![101, 102, 103], vec![]));
+    }
+
+    #[test]
+    fn a_promise_short_of_this_receivers_own_request_means_parity_ran_out() {
+        let mut fec = block_missing(&[1, 2, 3]);
+        // Someone else's request promised 2: no conclusion for this receiver's need of 3.
+        assert!(!fec.on_parity_answer(100, 2, false, false));
+        // Its own request for 3 answered with 2: the source had no more.
+        assert!(fec.on_parity_answer(100, 2, false, true));
+        let mut stats = Stats::default();
+        assert!(fec.split_nak(&[101], 109, &mut stats).1.is_empty());
     }
 
     #[test]
@@ -506,13 +651,146 @@ mod tests {
     }
 
     #[test]
+    fn the_xor_parity_counts_toward_the_need() {
+        // Three missing, the XOR parity and one RS parity held: one more parity rebuilds it.
+        let mut fec = block_missing(&[1, 2, 3]);
+        let mut stats = Stats::default();
+        let symbol = || Bytes::from(vec![0; 14]);
+        fec.on_parity(100, (8, 4, 0), SeqNum(0), symbol(), &mut stats);
+        fec.on_parity(100, (8, 4, 1), SeqNum(0), symbol(), &mut stats);
+        let (selective, parity) = fec.split_nak(&[101, 102, 103], 109, &mut stats);
+        assert_eq!((selective, parity), (vec![], vec![(100, 1)]));
+        // Another receiver asking for one covers this one too.
+        assert_eq!(fec.covered_by(100, 1, 100..109).len(), 3);
+    }
+
+    /// The PARITY symbols 0..=m of a block of `k` copies of [`data`]'s packet.
+    fn encoded_parity(k: usize, m: usize) -> Vec<Bytes> {
+        let mut encoder = crate::proto::fec::BlockEncoder::new(k, m, 11).expect("shape");
+        let mut symbol = Vec::new();
+        for _ in 0..k {
+            write_source_symbol(&mut symbol, 3, 0, b"abc");
+            encoder.push_source(&symbol).expect("fits");
+        }
+        encoder.finish().expect("encodes");
+        (0..=m)
+            .map(|index| Bytes::copy_from_slice(encoder.parity(index).expect("parity")))
+            .collect()
+    }
+
+    #[test]
+    fn a_singular_xor_combination_asks_for_one_more_reed_solomon_parity() {
+        // At (k, m) = (6, 3), sources 0 and 4 have equal coefficients in RS parity 2, so with
+        // the XOR parity the 2 × 2 system is singular (`fec::tests` pins the pattern).
+        let parity = encoded_parity(6, 3);
+        let mut fec = FecReceiver::default();
+        for index in [1u8, 2, 3, 5] {
+            let pos = 200 + u64::from(index);
+            fec.on_source(pos, index, &data(pos, index));
+        }
+        let mut stats = Stats::default();
+        for index in [0u8, 2] {
+            let symbol = parity[usize::from(index)].clone();
+            let block = fec.on_parity(200, (6, 3, index), SeqNum(0), symbol, &mut stats);
+            assert_eq!(block, Some(200));
+        }
+        assert!(fec.try_decode(200, STREAM, &mut stats).is_empty());
+        assert_eq!(
+            stats.drops.malformed, 0,
+            "a singular system is no bad packet"
+        );
+        // The XOR parity now counts for nothing: one more RS parity is asked for, and rebuilds.
+        assert_eq!(
+            fec.split_nak(&[200, 204], 206, &mut stats).1,
+            vec![(200, 1)]
+        );
+        fec.on_parity(200, (6, 3, 1), SeqNum(0), parity[1].clone(), &mut stats);
+        let rebuilt = fec.try_decode(200, STREAM, &mut stats);
+        let got: Vec<(u32, &[u8])> = rebuilt.iter().map(|d| (d.seq.0, &d.payload[..])).collect();
+        assert_eq!(got, vec![(200, &b"abc"[..]), (204, &b"abc"[..])]);
+        assert_eq!(stats.recovery.blocks_recovered, 1);
+    }
+
+    #[test]
+    fn a_forged_block_shape_costs_what_the_block_can_need_not_what_m_claims() {
+        // k = 1, m = 254, 65,534-byte symbols: a decoder sized for m took ~66 MB (parity slots
+        // for 255 indices, the crate's decoder and a re-encoder for m = 254). A block of one
+        // source needs two parity slots and no crate coder.
+        use crate::proto::fec::{BlockEncoder, MAX_PAYLOAD};
+        let payload: Vec<u8> = (0..MAX_PAYLOAD - 8).map(|i| (i * 13) as u8).collect();
+        let len = payload.len() as u32;
+        let mut symbol = Vec::new();
+        write_source_symbol(&mut symbol, len, 0, &payload);
+        let mut encoder = BlockEncoder::new(1, 254, MAX_PAYLOAD).expect("shape");
+        encoder.push_source(&symbol).expect("fits");
+        encoder.finish().expect("encodes");
+        let parity = Bytes::copy_from_slice(encoder.parity(200).expect("parity"));
+        // The crate's static tables, built once per process, are not the block's cost.
+        drop(BlockDecoder::new(2, 2, 10));
+        let mut fec = FecReceiver::default();
+        let mut stats = Stats::default();
+        let mut rebuilt = Vec::new();
+        let bytes = crate::test_alloc::bytes_during(|| {
+            let block = fec.on_parity(500, (1, 254, 200), SeqNum(0), parity, &mut stats);
+            assert_eq!(block, Some(500));
+            rebuilt = fec.try_decode(500, STREAM, &mut stats);
+        });
+        assert_eq!(rebuilt.len(), 1);
+        assert_eq!(rebuilt[0].payload, payload);
+        assert!(bytes < 2 << 20, "{bytes} bytes allocated");
+    }
+
+    #[test]
+    fn parity_inconsistent_with_its_block_is_counted_and_dropped() {
+        let mut fec = block_missing(&[2]);
+        let mut stats = Stats::default();
+        let symbol = |len: usize| Bytes::from(vec![0; len]);
+        let mut offer = |fec: &mut FecReceiver, shape, len| {
+            fec.on_parity(100, shape, SeqNum(0), symbol(len), &mut stats)
+        };
+        // m = 255 (the wire allows it, no code has it), and a symbol too short for the
+        // 11-byte protected sources held ("abc" plus 8 header bytes need 14).
+        assert_eq!(offer(&mut fec, (8, 255, 0), 14), None);
+        assert_eq!(offer(&mut fec, (8, 4, 0), 12), None);
+        // A k below a source index held.
+        assert_eq!(offer(&mut fec, (2, 4, 0), 14), None);
+        assert_eq!(offer(&mut fec, (8, 4, 1), 14), Some(100));
+        // Once a PARITY set the shape, another k, m or symbol length is inconsistent.
+        assert_eq!(offer(&mut fec, (8, 4, 2), 16), None);
+        assert_eq!(offer(&mut fec, (8, 5, 2), 14), None);
+        assert_eq!(offer(&mut fec, (9, 4, 2), 14), None);
+        assert_eq!(stats.drops.malformed, 6);
+        // Nothing inconsistent was kept: the block holds the one good parity.
+        assert_eq!(fec.blocks[&100].parity.len(), 1);
+    }
+
+    #[test]
+    fn a_block_keeps_no_more_parity_than_it_can_use() {
+        let mut fec = block_missing(&[2, 5]);
+        let mut stats = Stats::default();
+        for index in 0..8 {
+            fec.on_parity(
+                100,
+                (8, 8, index),
+                SeqNum(0),
+                Bytes::from(vec![0; 14]),
+                &mut stats,
+            );
+        }
+        // Two missing: two parities rebuild them, a third covers a singular XOR combination.
+        assert_eq!(fec.blocks[&100].parity.len(), 3);
+        assert_eq!(stats.drops.malformed, 0);
+    }
+
+    #[test]
     fn garbage_parity_never_panics_and_rebuilds_nothing() {
         let mut fec = block_missing(&[0]);
         let mut stats = Stats::default();
         let symbol = Bytes::from(vec![0xff; 14]);
-        fec.on_parity(100, 8, 4, 1, SeqNum(0), symbol);
+        fec.on_parity(100, (8, 4, 1), SeqNum(0), symbol, &mut stats);
         // The prefix claims 65,535 bytes: the decoder refuses it; nothing is made up.
         assert!(fec.try_decode(100, STREAM, &mut stats).is_empty());
         assert_eq!(stats.recovery.packets_recovered, 0);
+        assert_eq!(stats.drops.malformed, 1, "the bad parity is counted");
     }
 }

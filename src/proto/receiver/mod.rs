@@ -366,8 +366,12 @@ impl PeerState {
                 return;
             }
         }
-        let (k, m, index, trail) = (parity.k, parity.m, parity.index, parity.trail);
-        if let Some(block) = self.fec.on_parity(first, k, m, index, trail, parity.symbol) {
+        let shape = (parity.k, parity.m, parity.index);
+        let symbol = parity.symbol;
+        if let Some(block) = self
+            .fec
+            .on_parity(first, shape, parity.trail, symbol, ctx.stats)
+        {
             self.try_decode(ctx, out, block);
         }
     }
@@ -401,8 +405,13 @@ impl PeerState {
         self.apply_trail(ncf.trail);
         let (next, rtt) = (self.reorder.next(), self.wait_rtt(config));
         let tracked = next..self.edge.lead();
+        let own = ncf.requester == config.member;
         for block in &ncf.ranges {
             let first = gaps::unwrap(next, block.first);
+            // No parity left: the block's NAKs keep running and go out selectively.
+            if self.fec.on_parity_answer(first, block.count, ncf.gone, own) {
+                continue;
+            }
             for positions in self.fec.covered_by(first, block.count, tracked.clone()) {
                 ctx.stats.recovery.naks_suppressed += self.naks.on_ncf(positions, now, rtt);
             }

@@ -15,11 +15,14 @@
 //! Parity order per block: with p = 1 the proactive parity is the XOR parity (index 0, the
 //! cheap single-loss repair); with p ≥ 2 it is Reed-Solomon 1..=p (any p losses). On demand, a
 //! request for one symbol of a block with nothing sent yet gets the XOR parity, anything else
-//! the next Reed-Solomon indices not sent before; once all m are out, they are sent again in
-//! turn (the asker lost some of them). NAKs crossing in one round (the repair linger) are
-//! answered by their maximum, and parity still queued counts against a request. Receivers fall
-//! back to selective NAKs for small blocks, blocks beyond m and after many rounds (see
-//! `receiver/fec_blocks.rs`).
+//! the next Reed-Solomon indices not sent before, then the XOR parity if still unsent (it
+//! combines with them). No index is sent twice: once a block's parity runs out, a request is
+//! answered with what remains (the PARITY_NCF says how many), and one that finds nothing left
+//! with a GONE PARITY_NCF, on which receivers ask for the block's packets selectively — resent
+//! parity would mostly repeat symbols the askers already hold. NAKs crossing in one round (the
+//! repair linger) are answered by their maximum, and parity still queued counts against a
+//! request. Receivers also fall back to selective NAKs for small blocks, blocks needing more
+//! parity than can be left, and after many rounds (see `receiver/fec_blocks.rs`).
 //!
 //! Invariants: `blocks` is ordered by first index, disjoint, and every block starts at or
 //! after the window's trail index once `forget_below` ran; the open block's sources are the
@@ -96,14 +99,24 @@ impl FecParams {
     }
 }
 
+/// The source's answer to one block of a parity NAK, for the PARITY_NCF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ParityAnswer {
+    /// `(block, parity coming this round)`.
+    Coming(SeqRange),
+    /// `(block, parity asked)`: every parity of the block was sent; none is coming. Confirmed
+    /// with a GONE PARITY_NCF, so the receivers ask for its packets selectively.
+    Exhausted(SeqRange),
+}
+
 /// A closed block.
 #[derive(Clone, Copy, Debug)]
 struct Block {
     first: u64,
     k: u8,
     xor_sent: bool,
-    /// Reed-Solomon parities sent so far (indices 1..=rs_sent went out, possibly cycled).
-    rs_sent: u32,
+    /// Reed-Solomon parities sent so far (indices 1..=rs_sent went out; at most m).
+    rs_sent: u8,
     /// The largest request answered in the current round, and when that round began: NAKs
     /// crossing in one round are answered by their maximum, not their sum (PGM §9.6).
     answered: u16,
@@ -225,9 +238,10 @@ impl FecSender {
     }
 
     /// A parity NAK for the block starting at `block` asking for `needed` symbols. Queues that
-    /// many parities (less what this round or the queue already covers) and returns what the
-    /// PARITY_NCF confirms: `(block, parity coming this round)`; `None` when the block is
-    /// unknown (not a block start, or gone from the window).
+    /// many parities not sent before (less what this round or the queue already covers, and
+    /// no more than remain) and returns what the PARITY_NCF confirms: `(block, parity coming
+    /// this round)`, or [`ParityAnswer::Exhausted`] when none is coming or left; `None` when
+    /// the block is unknown (not a block start, or gone from the window).
     pub(super) fn on_parity_nak(
         &mut self,
         window: &TransmitWindow,
@@ -236,7 +250,7 @@ impl FecSender {
         now: Instant,
         round: Duration,
         stats: &mut Stats,
-    ) -> Option<SeqRange> {
+    ) -> Option<ParityAnswer> {
         let Position::Held(first) = window.position(block) else {
             return None;
         };
@@ -249,8 +263,8 @@ impl FecSender {
         if !self.encode(window, at) {
             return None;
         }
-        let m = u32::from(self.params.m);
-        let mut indices = Vec::with_capacity(usize::from(needed));
+        let m = self.params.m;
+        let asked = needed;
         let entry = &mut self.blocks[at];
         let same_round = entry
             .round_at
@@ -264,24 +278,38 @@ impl FecSender {
             entry.answered = needed;
             needed.saturating_sub(entry.queued)
         };
+        let mut indices = Vec::with_capacity(usize::from(needed.min(u16::from(m) + 1)));
         if needed == 1 && !entry.xor_sent && entry.rs_sent == 0 {
             entry.xor_sent = true;
             indices.push(XOR_PARITY as u8);
         } else {
-            for _ in 0..needed.min(self.params.m.into()) {
-                // Cycles through 1..=m once every Reed-Solomon parity has been sent.
-                let index = entry.rs_sent % m + 1;
-                entry.rs_sent += 1;
-                indices.push(index as u8);
+            let rs = needed.min(u16::from(m - entry.rs_sent)) as u8;
+            indices.extend(entry.rs_sent + 1..=entry.rs_sent + rs);
+            entry.rs_sent += rs;
+            // Out of RS parity: the XOR parity, if unsent, is one more symbol that combines.
+            if u16::from(rs) < needed && !entry.xor_sent {
+                entry.xor_sent = true;
+                indices.push(XOR_PARITY as u8);
             }
         }
-        let (k, first_index, coming) = (entry.k, entry.first, entry.answered.max(1));
+        // What could not be sent is not coming: the NCF must not promise it.
+        let short = needed - indices.len() as u16;
+        entry.answered -= short.min(entry.answered);
+        let (k, first_index, coming) = (entry.k, entry.first, entry.answered);
         for index in indices {
             self.queue_parity(window, first_index, k, index, true);
         }
-        Some(SeqRange {
+        let range = SeqRange {
             first: block,
-            count: coming,
+            count: coming.max(1),
+        };
+        Some(if coming == 0 {
+            ParityAnswer::Exhausted(SeqRange {
+                count: asked.max(1),
+                ..range
+            })
+        } else {
+            ParityAnswer::Coming(range)
         })
     }
 
@@ -313,7 +341,7 @@ impl FecSender {
             block.xor_sent = true;
             vec![XOR_PARITY as u8]
         } else {
-            block.rs_sent = u32::from(p);
+            block.rs_sent = p;
             (1..=p).collect()
         };
         for index in indices {
@@ -417,6 +445,23 @@ mod tests {
         window
     }
 
+    /// `fec(8, 0)` (m = 4) after `packets` sent: the instant, stats, FEC state and window.
+    fn fec_8_0_after(packets: u64) -> (Instant, Stats, FecSender, TransmitWindow) {
+        let now = base_instant();
+        let mut stats = Stats::default();
+        let mut fec = FecSender::new(FecParams::new(8, 0, 5 * MS), STREAM, 100).expect("shape");
+        let window = sent(&mut fec, packets, now, &mut stats);
+        (now, stats, fec, window)
+    }
+
+    /// The answer promising `count` parities for `block`.
+    fn coming(block: SeqNum, count: u16) -> Option<ParityAnswer> {
+        Some(ParityAnswer::Coming(SeqRange {
+            first: block,
+            count,
+        }))
+    }
+
     fn indices(fec: &mut FecSender) -> Vec<u8> {
         std::iter::from_fn(|| fec.pop())
             .map(|queued| match wire::decode(queued.datagram) {
@@ -428,32 +473,44 @@ mod tests {
 
     #[test]
     fn requests_in_one_round_are_answered_by_their_maximum_and_later_ones_by_new_indices() {
-        let now = base_instant();
-        let mut stats = Stats::default();
-        let mut fec = FecSender::new(FecParams::new(8, 0, 5 * MS), STREAM, 100).expect("shape");
-        let window = sent(&mut fec, 8, now, &mut stats);
+        let (now, mut stats, mut fec, window) = fec_8_0_after(8);
         let block = window.seq_of(0);
-        let range = fec.on_parity_nak(&window, block, 2, now, 10 * MS, &mut stats);
-        assert_eq!(
-            range.map(|r| r.count),
-            Some(2),
-            "the PARITY_NCF says 2 are coming"
-        );
+        let answer = fec.on_parity_nak(&window, block, 2, now, 10 * MS, &mut stats);
+        assert_eq!(answer, coming(block, 2), "the PARITY_NCF says 2 are coming");
         // Crossing requests: 3 needs one more than the 2 already answered, 1 needs none.
         fec.on_parity_nak(&window, block, 3, now + MS, 10 * MS, &mut stats);
         fec.on_parity_nak(&window, block, 1, now + MS, 10 * MS, &mut stats);
         assert_eq!(indices(&mut fec), vec![1, 2, 3]);
-        // A later round gets indices never sent; past m = 4 they cycle.
+        // A later round gets indices never sent: the last RS parity, then the XOR parity.
         fec.on_parity_nak(&window, block, 2, now + 20 * MS, 10 * MS, &mut stats);
-        assert_eq!(indices(&mut fec), vec![4, 1]);
+        assert_eq!(indices(&mut fec), vec![4, 0]);
+    }
+
+    #[test]
+    fn exhausted_parity_is_not_resent_and_the_ncf_promises_only_what_remains() {
+        // k = 8, m = 4: five parities in all (RS 1..=4 and the XOR parity).
+        let (now, mut stats, mut fec, window) = fec_8_0_after(8);
+        let block = window.seq_of(0);
+        let ask = |fec: &mut FecSender, needed, at: u32, stats: &mut Stats| {
+            fec.on_parity_nak(&window, block, needed, now + at * 20 * MS, 10 * MS, stats)
+        };
+        assert_eq!(ask(&mut fec, 3, 0, &mut stats), coming(block, 3));
+        assert_eq!(indices(&mut fec), vec![1, 2, 3]);
+        // 5 asked, 2 left: the NCF says 2, not 5.
+        assert_eq!(ask(&mut fec, 5, 1, &mut stats), coming(block, 2));
+        assert_eq!(indices(&mut fec), vec![4, 0]);
+        // Nothing left: no parity, a GONE answer for the asked count.
+        let gone = Some(ParityAnswer::Exhausted(SeqRange {
+            first: block,
+            count: 2,
+        }));
+        assert_eq!(ask(&mut fec, 2, 2, &mut stats), gone);
+        assert!(indices(&mut fec).is_empty());
     }
 
     #[test]
     fn a_first_single_loss_gets_the_xor_parity_and_queued_parity_counts() {
-        let now = base_instant();
-        let mut stats = Stats::default();
-        let mut fec = FecSender::new(FecParams::new(8, 0, 5 * MS), STREAM, 100).expect("shape");
-        let window = sent(&mut fec, 8, now, &mut stats);
+        let (now, mut stats, mut fec, window) = fec_8_0_after(8);
         let block = window.seq_of(0);
         fec.on_parity_nak(&window, block, 1, now, 10 * MS, &mut stats);
         // A repeat in a later round while the XOR parity still waits for the pacer adds nothing.
@@ -463,13 +520,11 @@ mod tests {
 
     #[test]
     fn a_request_for_the_open_block_closes_it_with_the_packets_sent_so_far() {
-        let now = base_instant();
-        let mut stats = Stats::default();
-        let mut fec = FecSender::new(FecParams::new(8, 0, 5 * MS), STREAM, 100).expect("shape");
-        let window = sent(&mut fec, 5, now, &mut stats);
+        let (now, mut stats, mut fec, window) = fec_8_0_after(5);
         assert!(fec.flush_at().is_some());
-        let range = fec.on_parity_nak(&window, window.seq_of(0), 1, now, 10 * MS, &mut stats);
-        assert_eq!(range.map(|r| r.count), Some(1));
+        let block = window.seq_of(0);
+        let answer = fec.on_parity_nak(&window, block, 1, now, 10 * MS, &mut stats);
+        assert_eq!(answer, coming(block, 1));
         assert_eq!((fec.flush_at(), stats.recovery.blocks_sent), (None, 1));
         assert_eq!(
             indices(&mut fec),

@@ -55,8 +55,8 @@ use crate::wire::{
     Data, HEADER_LEN, Nak, Ncf, Packet, ParityNak, Report, SeqNum, SeqRange, Spm, StreamId,
 };
 use bytes::Bytes;
-use fec_blocks::FecParams;
-pub(crate) use fec_blocks::{read_source_symbol, write_source_symbol};
+use fec_blocks::{FecParams, ParityAnswer};
+pub(crate) use fec_blocks::{SOURCE_HEADER_LEN, read_source_symbol, write_source_symbol};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -280,27 +280,26 @@ impl SourceState {
             ctx.stats.drops.count("out_of_window");
             return;
         };
-        let confirmed: Vec<SeqRange> = nak
-            .blocks
-            .iter()
-            .filter_map(|request| {
-                let (block, needed) = (request.first, request.count);
-                fec.on_parity_nak(&self.window, block, needed, now, round, ctx.stats)
-            })
-            .collect();
-        if confirmed.len() < nak.blocks.len() {
-            ctx.stats.drops.count("out_of_window");
+        let (mut coming, mut exhausted) = (Vec::new(), Vec::new());
+        for request in &nak.blocks {
+            let (block, needed) = (request.first, request.count);
+            match fec.on_parity_nak(&self.window, block, needed, now, round, ctx.stats) {
+                Some(ParityAnswer::Coming(range)) => coming.push(range),
+                Some(ParityAnswer::Exhausted(range)) => exhausted.push(range),
+                None => ctx.stats.drops.count("out_of_window"),
+            }
         }
         // One PARITY_NCF (a parity NAK carries at most MAX_RANGES blocks, as it does) saying
-        // per block how much parity is coming: receivers needing more keep their NAKs.
-        if !confirmed.is_empty() && self.ncfs.len() < repair::MAX_PENDING_NCFS {
+        // per block how much parity is coming: receivers needing more keep their NAKs; and
+        // one with GONE for blocks with no parity left: their receivers go selective.
+        for (gone, ranges) in [(false, coming), (true, exhausted)] {
+            if ranges.is_empty() || self.ncfs.len() >= repair::MAX_PENDING_NCFS {
+                continue;
+            }
             let trail = self.window.trail();
             let template =
-                repair::ncf_template(self.stream, false, nak.requester, nak.timestamp, trail);
-            let ncf = Ncf {
-                ranges: confirmed,
-                ..template
-            };
+                repair::ncf_template(self.stream, gone, nak.requester, nak.timestamp, trail);
+            let ncf = Ncf { ranges, ..template };
             self.ncfs.push_back(Packet::ParityNcf(ncf).to_bytes());
         }
     }
