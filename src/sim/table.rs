@@ -118,6 +118,13 @@ pub struct Cell {
     pub recovery_p99_rtt: f64,
     /// NAK, NCF, SPM and REPORT bytes as a percentage of ODATA and RDATA bytes.
     pub control_pct: f64,
+    /// `control_pct` split by kind: NAK, NCF, SPM and REPORT bytes, each as a percentage of
+    /// ODATA and RDATA bytes.
+    pub control_split_pct: [f64; 4],
+    /// RDATA copies lost on links per loss event: with shared loss, each lost repair is a
+    /// second NAK round for every receiver, and once they reach 1 % of the loss events the
+    /// p99 column is that round's latency.
+    pub repairs_lost_per_loss: f64,
     /// Every run passed its oracles and every receiver got every message.
     pub complete: bool,
 }
@@ -220,6 +227,13 @@ fn apply_loss(topology: &mut Topology, shape: Shape, receivers: usize, loss: Los
 
 /// The scenario of a cell (named after it, so each cell sweeps its own seeds).
 pub fn scenario(key: CellKey) -> Scenario {
+    scenario_with(key, MESSAGES)
+}
+
+/// The scenario of a cell with `messages` messages instead of [`MESSAGES`] (longer runs
+/// amortize what the first round trips cost: the join reports, the losses found before any
+/// RTT is measured). The seeds are the same as [`scenario`]'s.
+pub fn scenario_with(key: CellKey, messages: u32) -> Scenario {
     let name = format!(
         "suppression_{}_{}_{}",
         key.shape.name(),
@@ -227,17 +241,30 @@ pub fn scenario(key: CellKey) -> Scenario {
         key.loss.name()
     );
     let plan =
-        SendPlan::new(MESSAGES, Sizes::Fixed(MESSAGE_LEN)).pace(Pace::Every(MESSAGE_INTERVAL));
-    Scenario::new(&name, topology(key.shape, key.receivers, key.loss))
+        SendPlan::new(messages, Sizes::Fixed(MESSAGE_LEN)).pace(Pace::Every(MESSAGE_INTERVAL));
+    // 20 s covers the default run a hundred times over; longer runs get as much again, and a
+    // step budget that grows with them (1,000 receivers at 1 % loss take ~55,000 steps a
+    // message: the default budget ends a 20,000-message run at 0.9 s).
+    let scenario = Scenario::new(&name, topology(key.shape, key.receivers, key.loss))
         .send(HostId(0), plan)
-        .deadline(Duration::from_secs(20))
+        .deadline(Duration::from_secs(20) + MESSAGE_INTERVAL * messages);
+    let mut expect = scenario.expect;
+    let scale = u64::from(messages.div_ceil(MESSAGES).max(1));
+    expect.limits.max_steps = expect.limits.max_steps.saturating_mul(scale);
+    scenario.expect(expect)
 }
 
 /// Runs `runs` seeds of a cell and pools them. The seeds depend on the topology and loss only,
 /// so every strategy of a row meets the same networks.
 #[must_use]
 pub fn run_cell(key: CellKey, runs: u32) -> Cell {
-    let scenario = scenario(key);
+    run_cell_with(key, runs, MESSAGES)
+}
+
+/// [`run_cell`] with `messages` messages per run (see [`scenario_with`]).
+#[must_use]
+pub fn run_cell_with(key: CellKey, runs: u32, messages: u32) -> Cell {
+    let scenario = scenario_with(key, messages);
     let reports: Vec<SimReport> = (0..runs)
         .map(|index| {
             scenario.run_with(
@@ -267,6 +294,19 @@ pub fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
     let naks: u64 = reports.iter().map(SimReport::naks).sum();
     let rdata: u64 = reports.iter().map(SimReport::rdata).sum();
     let control: u64 = reports.iter().map(SimReport::control_bytes).sum();
+    let repairs_lost: u64 = reports
+        .iter()
+        .flat_map(|report| report.links.iter().map(|(_, link)| link.lost_rdata))
+        .sum();
+    let kind = |bytes: fn(&crate::stats::Stats) -> u64| -> u64 {
+        reports.iter().map(|report| report.total(bytes)).sum()
+    };
+    let split = [
+        kind(|s| s.tx.nak.bytes),
+        kind(|s| s.tx.ncf.bytes),
+        kind(|s| s.tx.spm.bytes),
+        kind(|s| s.tx.report.bytes),
+    ];
     let data: u64 = reports.iter().map(SimReport::data_bytes).sum();
     let mut delays: Vec<f64> = reports
         .iter()
@@ -284,6 +324,8 @@ pub fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
         recovery_mean_rtt: mean(&delays),
         recovery_p99_rtt: percentile(&delays, 0.99),
         control_pct: 100.0 * control as f64 / data.max(1) as f64,
+        control_split_pct: split.map(|bytes| 100.0 * bytes as f64 / data.max(1) as f64),
+        repairs_lost_per_loss: per_loss(repairs_lost),
         complete,
     }
 }
@@ -348,6 +390,27 @@ impl fmt::Display for Cell {
     }
 }
 
+/// The markdown header matching [`Cell::control_split_row`].
+pub const CONTROL_SPLIT_HEADER: &str = "| topology | receivers | loss | strategy | control % | NAK % | NCF % | SPM % | REPORT % | repairs lost/loss |\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|";
+
+impl Cell {
+    /// One markdown row of the control column split by kind, and the repairs lost per loss
+    /// ([`CONTROL_SPLIT_HEADER`]).
+    #[must_use]
+    pub fn control_split_row(&self) -> String {
+        let [nak, ncf, spm, report] = self.control_split_pct;
+        format!(
+            "| {} | {} | {} | {} | {:.2} | {nak:.2} | {ncf:.2} | {spm:.2} | {report:.2} | {:.4} |",
+            self.key.shape.name(),
+            self.key.receivers,
+            self.key.loss.name(),
+            self.key.strategy.name(),
+            self.control_pct,
+            self.repairs_lost_per_loss,
+        )
+    }
+}
+
 /// The markdown header matching [`Cell`]'s `Display`.
 pub const MARKDOWN_HEADER: &str = "| topology | receivers | loss | strategy | NAKs/loss | repairs/loss | recovery mean (RTT) | recovery p99 (RTT) | control % | complete |\n|---|---:|---|---|---:|---:|---:|---:|---:|---|";
 
@@ -366,6 +429,25 @@ mod tests {
         let tree = topology(Shape::Tree, 1000, Loss::Subtree5);
         // Root, 10, 100 routers.
         assert_eq!(tree.routers(), 111);
+    }
+
+    #[test]
+    fn longer_scenarios_get_a_longer_deadline_and_step_budget() {
+        let key = CellKey {
+            shape: Shape::Star,
+            receivers: 10,
+            loss: Loss::Shared1,
+            strategy: Strategy::Rmcast,
+        };
+        let default = scenario(key).expect;
+        assert_eq!(default, scenario_with(key, MESSAGES).expect);
+        let long = scenario_with(key, 10 * MESSAGES).expect;
+        assert_eq!(long.limits.max_steps, 10 * default.limits.max_steps);
+        assert_eq!(
+            long.deadline,
+            default.deadline + MESSAGE_INTERVAL * (9 * MESSAGES)
+        );
+        assert_eq!(scenario(key).seed_for(0), scenario_with(key, 5).seed_for(0));
     }
 
     #[test]

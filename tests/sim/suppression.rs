@@ -7,7 +7,9 @@
 //! checked-in table must show, so a table regenerated after a regression fails here.
 
 use rmcast::sim::Strategy;
-use rmcast::sim::table::{CSV_HEADER, Cell, CellKey, Loss, Shape, run_cell};
+use rmcast::sim::table::{
+    CSV_HEADER, Cell, CellKey, Loss, MESSAGES, Shape, run_cell, run_cell_with,
+};
 
 fn cell(shape: Shape, receivers: usize, loss: Loss, strategy: Strategy) -> Cell {
     run_cell(
@@ -66,6 +68,41 @@ fn independent_loss_costs_one_nak_and_recovers_fast() {
     assert!((0.8..=1.2).contains(&rmcast.naks_per_loss), "{rmcast}");
     assert!(rmcast.repairs_per_loss <= 1.2, "{rmcast}");
     assert!(rmcast.recovery_mean_rtt <= 4.0, "{rmcast}");
+}
+
+/// A run three times the table's length (`--messages`) completes on the same seeds, sees about
+/// three times the losses, and its control column is the sum of its NAK, NCF, SPM and REPORT
+/// parts (`--control-split`), with the loss-driven parts present and the per-member join
+/// reports amortized over more data.
+#[test]
+fn longer_runs_complete_and_split_their_control_bytes() {
+    let key = CellKey {
+        shape: Shape::Star,
+        receivers: 10,
+        loss: Loss::Indep1,
+        strategy: Strategy::Rmcast,
+    };
+    let short = run_cell(key, 1);
+    let long = run_cell_with(key, 1, 3 * MESSAGES);
+    println!(
+        "{}\n{}\n{}",
+        short.csv(),
+        long.csv(),
+        long.control_split_row()
+    );
+    assert!(long.complete, "{long}");
+    let ratio = long.losses as f64 / short.losses.max(1) as f64;
+    assert!((2.0..=4.0).contains(&ratio), "{short}\n{long}");
+    for cell in [&short, &long] {
+        let sum: f64 = cell.control_split_pct.iter().sum();
+        assert!((sum - cell.control_pct).abs() < 1e-9, "{cell:?}");
+        let [nak, ncf, _spm, report] = cell.control_split_pct;
+        assert!(nak > 0.0 && ncf > 0.0 && report > 0.0, "{cell:?}");
+    }
+    assert!(
+        long.control_split_pct[3] < short.control_split_pct[3],
+        "reports amortize: {short:?}\n{long:?}"
+    );
 }
 
 /// One parsed row of the checked-in table.
