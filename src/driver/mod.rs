@@ -411,7 +411,7 @@ impl Engine {
         }
         let mut sent = false;
         for _ in 0..TRANSMITS_PER_TURN {
-            if !self.tx.has_room(&self.socket, self.max_datagram)
+            if !self.tx.may_join(&self.socket, self.max_datagram)
                 && self.tx.flush(&self.socket) == Flushed::Blocked
             {
                 self.tx_blocked = true;
