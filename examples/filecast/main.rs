@@ -123,6 +123,26 @@ fn parse_rate(text: &str) -> Result<Rate, String> {
     Ok(Rate(if bits == 0 { None } else { Some(bits) }))
 }
 
+/// FEC setting of a sender: `Some((k, p))`, or `None` for selective repair only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fec(pub Option<(u8, u8)>);
+
+fn parse_fec(text: &str) -> Result<Fec, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Fec(None));
+    }
+    let bad =
+        || format!("not an FEC setting: {text:?} (try 32,2: blocks of 32, 2 parity each; or off)");
+    let (k, p) = text.split_once(',').ok_or_else(bad)?;
+    let k: u8 = k.trim().parse().map_err(|_| bad())?;
+    let p: u8 = p.trim().parse().map_err(|_| bad())?;
+    if k == 0 {
+        return Err(format!("--fec {text}: K must be 1..=255"));
+    }
+    Ok(Fec(Some((k, p))))
+}
+
 impl Common {
     /// The rmcast configuration every filecast member uses.
     pub(crate) fn group_config(&self) -> Result<GroupConfig, String> {

@@ -690,12 +690,14 @@ pub(crate) fn report(outcome: &RecvOutcome, json: bool, quiet: bool) {
         .collect();
     if !quiet || !failed.is_empty() {
         eprintln!(
-            "{verified} files verified, {} failed, {:.1} MB in {:.2} s; {} NAKs sent, {} repairs received, {} packets lost for good",
+            "{verified} files verified, {} failed, {:.1} MB in {:.2} s; {} NAKs sent, {} repairs received ({} packets rebuilt from parity in {} FEC blocks), {} packets lost for good",
             failed.len(),
             outcome.bytes as f64 / 1e6,
             outcome.seconds,
             outcome.stats.recovery.naks_sent,
             outcome.stats.recovery.repairs_received,
+            outcome.stats.recovery.packets_recovered,
+            outcome.stats.recovery.blocks_recovered,
             outcome.unrecoverable
         );
     }
@@ -714,7 +716,7 @@ pub(crate) fn report(outcome: &RecvOutcome, json: bool, quiet: bool) {
             })
             .collect();
         println!(
-            "{{\"role\":\"recv\",\"ok\":{},\"verified\":{verified},\"failed\":[{}],\"bytes\":{},\"seconds\":{:.4},\"cpu_seconds\":{:.3},\"max_rss_mib\":{:.1},\"naks_sent\":{},\"repairs_received\":{},\"unrecoverable_packets\":{},\"error\":{}}}",
+            "{{\"role\":\"recv\",\"ok\":{},\"verified\":{verified},\"failed\":[{}],\"bytes\":{},\"seconds\":{:.4},\"cpu_seconds\":{:.3},\"max_rss_mib\":{:.1},\"naks_sent\":{},\"repairs_received\":{},\"fec_blocks_recovered\":{},\"fec_packets_recovered\":{},\"unrecoverable_packets\":{},\"error\":{}}}",
             outcome.ok,
             failed_json.join(","),
             outcome.bytes,
@@ -723,6 +725,8 @@ pub(crate) fn report(outcome: &RecvOutcome, json: bool, quiet: bool) {
             crate::max_rss_mib(),
             outcome.stats.recovery.naks_sent,
             outcome.stats.recovery.repairs_received,
+            outcome.stats.recovery.blocks_recovered,
+            outcome.stats.recovery.packets_recovered,
             outcome.unrecoverable,
             outcome
                 .error

@@ -7,7 +7,7 @@
 
 use crate::progress::Progress;
 use crate::wire::{self, Announce, Body, Status};
-use crate::{Common, cpu_seconds, hex, json_string, now};
+use crate::{Common, Fec, cpu_seconds, hex, json_string, now};
 use bytes::Bytes;
 use clap::Args;
 use rand::rngs::SmallRng;
@@ -51,6 +51,12 @@ pub(crate) struct SendArgs {
     /// the wait for their confirmations.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub(crate) wait: u64,
+    /// Forward error correction: blocks of K packets, P parity packets sent with each (P may
+    /// be 0), and receivers ask for more parity instead of single packets; one parity packet
+    /// repairs different losses at different receivers. `off`: selective repair only. E.g.
+    /// `32,2` for up to ~4 % independent loss per receiver without a NAK.
+    #[arg(long, default_value = "off", value_name = "K,P", value_parser = crate::parse_fec)]
+    pub(crate) fec: Fec,
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -405,7 +411,10 @@ pub(crate) fn run(args: &SendArgs) -> Result<SendOutcome, String> {
         return Err(format!("more than {} files", wire::MAX_FILES));
     }
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let config = args.common.group_config()?;
+    let mut config = args.common.group_config()?;
+    if let Fec(Some((k, p))) = args.fec {
+        config = config.fec(k, p);
+    }
     let group = ReliableGroup::join(config).map_err(|e| format!("joining the group: {e}"))?;
     let session: u64 = SmallRng::from_os_rng().random();
     let wait = Duration::from_secs(args.wait);
@@ -662,20 +671,26 @@ fn registered_names(shared: &Shared) -> String {
 }
 
 /// Prints the per-receiver report to stderr and, with `--json`, the summary to stdout.
+/// PARITY packets this sender sent, with its blocks and in answer to parity NAKs.
+pub(crate) fn parity_sent(stats: &Stats) -> u64 {
+    stats.recovery.parity_sent_proactive + stats.recovery.parity_sent_on_demand
+}
+
 pub(crate) fn report(outcome: &SendOutcome, json: bool) {
     if let Some(error) = &outcome.error {
         eprintln!("error: {error}");
     }
     let secs = outcome.seconds.max(1e-9);
     eprintln!(
-        "{} files, {:.1} MB in {:.2} s: {:.1} MB/s; {:.2} CPU s; {} NAKs received, {} repairs sent",
+        "{} files, {:.1} MB in {:.2} s: {:.1} MB/s; {:.2} CPU s; {} NAKs received, {} repairs sent, {} parity sent",
         outcome.files,
         outcome.bytes as f64 / 1e6,
         outcome.seconds,
         outcome.bytes as f64 / 1e6 / secs,
         outcome.cpu_seconds,
         outcome.stats.recovery.naks_received,
-        outcome.stats.recovery.repairs_sent
+        outcome.stats.recovery.repairs_sent,
+        parity_sent(&outcome.stats)
     );
     eprintln!(
         "{:<20} {:<16} {:>9} {:>7} {:>8}  status",
@@ -744,7 +759,7 @@ pub(crate) fn report(outcome: &SendOutcome, json: bool) {
             })
             .collect();
         println!(
-            "{{\"role\":\"send\",\"ok\":{},\"files\":{},\"bytes\":{},\"seconds\":{:.4},\"goodput_mb_s\":{:.2},\"cpu_seconds\":{:.3},\"max_rss_mib\":{:.1},\"expected_receivers\":{},\"naks_received\":{},\"repairs_sent\":{},\"receivers\":[{}],\"error\":{}}}",
+            "{{\"role\":\"send\",\"ok\":{},\"files\":{},\"bytes\":{},\"seconds\":{:.4},\"goodput_mb_s\":{:.2},\"cpu_seconds\":{:.3},\"max_rss_mib\":{:.1},\"expected_receivers\":{},\"naks_received\":{},\"repairs_sent\":{},\"parity_sent\":{},\"receivers\":[{}],\"error\":{}}}",
             outcome.ok,
             outcome.files,
             outcome.bytes,
@@ -757,6 +772,7 @@ pub(crate) fn report(outcome: &SendOutcome, json: bool) {
                 .map_or("null".to_owned(), |n| n.to_string()),
             outcome.stats.recovery.naks_received,
             outcome.stats.recovery.repairs_sent,
+            parity_sent(&outcome.stats),
             receivers.join(","),
             outcome
                 .error
