@@ -115,7 +115,18 @@ impl SimReport {
     /// Bytes of control datagrams (NAK, NCF, SPM, REPORT) sent by all members.
     #[must_use]
     pub fn control_bytes(&self) -> u64 {
-        self.total(|s| s.tx.nak.bytes + s.tx.ncf.bytes + s.tx.spm.bytes + s.tx.report.bytes)
+        self.control_bytes_by_kind().iter().sum()
+    }
+
+    /// [`SimReport::control_bytes`] by kind: NAK, NCF, SPM and REPORT bytes.
+    #[must_use]
+    pub fn control_bytes_by_kind(&self) -> [u64; 4] {
+        [
+            self.total(|s| s.tx.nak.bytes),
+            self.total(|s| s.tx.ncf.bytes),
+            self.total(|s| s.tx.spm.bytes),
+            self.total(|s| s.tx.report.bytes),
+        ]
     }
 
     /// Bytes of data datagrams (ODATA and RDATA) sent by all members.
@@ -145,6 +156,13 @@ impl SimReport {
     #[must_use]
     pub fn odata_lost(&self) -> u64 {
         self.links.iter().map(|(_, l)| l.lost_odata).sum()
+    }
+
+    /// RDATA copies lost on links: repairs that had to be asked for again (a loss on a shared
+    /// link counts once).
+    #[must_use]
+    pub fn rdata_lost(&self) -> u64 {
+        self.links.iter().map(|(_, l)| l.lost_rdata).sum()
     }
 }
 

@@ -293,20 +293,17 @@ pub fn pool(key: CellKey, reports: &[SimReport]) -> Cell {
     let losses: u64 = reports.iter().map(SimReport::odata_lost).sum();
     let naks: u64 = reports.iter().map(SimReport::naks).sum();
     let rdata: u64 = reports.iter().map(SimReport::rdata).sum();
-    let control: u64 = reports.iter().map(SimReport::control_bytes).sum();
-    let repairs_lost: u64 = reports
-        .iter()
-        .flat_map(|report| report.links.iter().map(|(_, link)| link.lost_rdata))
-        .sum();
-    let kind = |bytes: fn(&crate::stats::Stats) -> u64| -> u64 {
-        reports.iter().map(|report| report.total(bytes)).sum()
-    };
-    let split = [
-        kind(|s| s.tx.nak.bytes),
-        kind(|s| s.tx.ncf.bytes),
-        kind(|s| s.tx.spm.bytes),
-        kind(|s| s.tx.report.bytes),
-    ];
+    let repairs_lost: u64 = reports.iter().map(SimReport::rdata_lost).sum();
+    let split = reports.iter().map(SimReport::control_bytes_by_kind).fold(
+        [0; 4],
+        |mut sum: [u64; 4], kinds| {
+            sum.iter_mut()
+                .zip(kinds)
+                .for_each(|(total, bytes)| *total += bytes);
+            sum
+        },
+    );
+    let control: u64 = split.iter().sum();
     let data: u64 = reports.iter().map(SimReport::data_bytes).sum();
     let mut delays: Vec<f64> = reports
         .iter()
