@@ -59,14 +59,14 @@ pub(crate) struct BlockDecoder {
     parity: Vec<u8>,
     /// `parity_slot[i]`: the slot of parity index i (0..=m), if held.
     parity_slot: Vec<Option<usize>>,
-    /// Parity slots in use (of `parity.len() / stride`).
+    /// Parity slots in use (of `parity.len() / stride`): the XOR parity, if held, and the RS
+    /// parities held.
     parity_held: usize,
     /// Longest source payload held, to check it against the symbol length.
     longest_source: usize,
     /// The block's symbol length, known from the first parity symbol.
     symbol_len: Option<usize>,
     sources_held: usize,
-    rs_parity_held: usize,
     /// Few losses: solves the e × e system left by the losses (no full transform).
     solver: LossSolver,
     /// Many losses: the crate's own decoder, built when a block first needs it.
@@ -103,7 +103,6 @@ impl BlockDecoder {
             longest_source: 0,
             symbol_len: None,
             sources_held: 0,
-            rs_parity_held: 0,
             solver,
             rs: None,
             last_path: None,
@@ -128,7 +127,6 @@ impl BlockDecoder {
         self.longest_source = 0;
         self.symbol_len = None;
         self.sources_held = 0;
-        self.rs_parity_held = 0;
         self.last_path = None;
         Ok(())
     }
@@ -201,9 +199,6 @@ impl BlockDecoder {
         self.parity_slot[index] = Some(slot);
         self.parity_held += 1;
         self.symbol_len = Some(symbol.len());
-        if index != XOR_PARITY {
-            self.rs_parity_held += 1;
-        }
         Ok(Added::New)
     }
 
@@ -218,7 +213,12 @@ impl BlockDecoder {
     /// singular: [`BlockDecoder::recover`] then fails with [`FecError::Singular`] and one more
     /// RS parity will do.
     pub(crate) fn can_recover(&self) -> bool {
-        self.missing() <= self.rs_parity_held + usize::from(self.have_xor())
+        self.missing() <= self.parity_held
+    }
+
+    /// Reed-Solomon parities held.
+    fn rs_parity_held(&self) -> usize {
+        self.parity_held - usize::from(self.have_xor())
     }
 
     /// Rebuilds every missing source; returns how many were rebuilt (0 when none was missing).
@@ -242,7 +242,7 @@ impl BlockDecoder {
         let path = if missing == 1 && self.have_xor() {
             self.recover_by_xor(symbol_len)?;
             RecoveryPath::Xor
-        } else if missing > self.rs_parity_held {
+        } else if missing > self.rs_parity_held() {
             // The XOR parity must join: only the solver combines it.
             if !self.recover_by_solver(symbol_len)? {
                 return Err(FecError::Singular { missing });

@@ -104,9 +104,9 @@ pub(super) struct LossSolver {
     /// block of `coefficients_k` sources (0: none computed yet).
     coefficients: Vec<GfElement>,
     coefficients_k: usize,
-    /// A zero symbol standing in for each lost source during the re-encode; also the scratch
-    /// symbol of the XOR row's syndrome.
+    /// A zero symbol standing in for each lost source during the re-encode.
     zeros: Vec<u8>,
+    /// The XOR row's syndrome in byte layout, before it is loaded into chunk layout.
     scratch: Vec<u8>,
     /// Gauss–Jordan work space: e rows of [matrix | identity], 2 · max_e wide.
     matrix: Vec<GfElement>,
