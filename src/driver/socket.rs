@@ -285,8 +285,10 @@ pub(crate) struct TxBatch {
     segments: usize,
     /// A shorter datagram ended the run: nothing more may join it.
     sealed: bool,
-    /// A datagram written after the run that could not join it, and its destination.
-    held: Option<(SocketAddr, Vec<u8>)>,
+    /// Destination of a datagram written after the run that could not join it; the datagram
+    /// waits in `held_datagram` (its buffer reused, as with FEC this happens once a block).
+    held: Option<SocketAddr>,
+    held_datagram: Vec<u8>,
     /// Datagrams lost to send errors.
     pub(crate) errors: u64,
     /// Send calls made (one per run).
@@ -302,6 +304,7 @@ impl Default for TxBatch {
             segments: 0,
             sealed: false,
             held: None,
+            held_datagram: Vec::new(),
             errors: 0,
             sends: 0,
         }
@@ -370,7 +373,10 @@ impl TxBatch {
         {
             // The engine checks `may_join` first, so only a datagram longer than the run's
             // segments (a PARITY after ODATA) lands here: set it aside, send the run.
-            self.held = Some((destination, self.buffer.split_off(start)));
+            self.held_datagram.clear();
+            self.held_datagram.extend_from_slice(&self.buffer[start..]);
+            self.buffer.truncate(start);
+            self.held = Some(destination);
             return self.flush(socket);
         } else if len < self.segment_size {
             self.sealed = true;
@@ -422,10 +428,10 @@ impl TxBatch {
             self.buffer.clear();
             self.segments = 0;
             self.destination = None;
-            let Some((destination, datagram)) = self.held.take() else {
+            let Some(destination) = self.held.take() else {
                 return Flushed::Done;
             };
-            self.buffer.extend_from_slice(&datagram);
+            self.buffer.extend_from_slice(&self.held_datagram);
             self.commit(socket, 0, destination);
         }
     }
