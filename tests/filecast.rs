@@ -355,6 +355,62 @@ fn fec_parity_rebuilds_losses_and_every_copy_is_identical() {
     }
 }
 
+/// `filecast demo` in one command: receivers with injected loss, FEC on by default, and a
+/// summary with goodput, NAKs, repairs, the blocks each receiver rebuilt from parity and the
+/// wall time; it exits 0 only when every copy is identical.
+#[test]
+fn the_demo_summarizes_goodput_repairs_and_fec_recoveries() {
+    let mut demo = Proc::spawn(
+        "demo",
+        &[
+            "demo",
+            "--group",
+            "239.255.91.7:47507",
+            "--receivers",
+            "2",
+            "--size",
+            "8388608",
+            "--loss",
+            "3",
+        ],
+    );
+    let status = demo.wait(now() + Duration::from_secs(120));
+    let stdout = demo.stdout();
+    assert!(
+        status.success(),
+        "demo failed: {status}\n{stdout}\n{}",
+        demo.stderr()
+    );
+    assert!(
+        stdout.contains("every receiver has an identical copy"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("MB/s goodput") && stdout.contains("s wall"),
+        "{stdout}"
+    );
+    let header = stdout
+        .lines()
+        .find(|line| line.starts_with("receiver "))
+        .unwrap_or_else(|| panic!("no receiver table: {stdout}"));
+    assert!(header.contains("FEC blocks"), "{header}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|line| line.starts_with('r') && line.ends_with("identical"))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        // receiver, MB, MB/s, NAKs, repairs, FEC blocks, lost, copy
+        let fec_blocks: u64 = row[5].parse().expect("FEC blocks column");
+        assert!(
+            fec_blocks > 0,
+            "no block rebuilt from parity at 3 % loss: {row:?}"
+        );
+        assert_eq!(row[6], "0", "{row:?}");
+    }
+}
+
 /// Memory stays bounded by the windows and queues, not by the file: a 1 GiB file (sparse, so
 /// the test costs no disk reads) passes through a sender and a receiver that each peak at a
 /// small fraction of it. Measured in release: about 48 MiB each; the bound leaves room for
